@@ -68,7 +68,7 @@ struct JobStatus {
     std::uint32_t peers = 0;
     std::string target;                // device or file path as opened
     std::string name;                  // torrent name (partition name)
-    std::string info_hash;             // hex, v1 if present else v2 (truncated)
+    std::string info_hash;             // hex: v1 (40 digits) if present, else v2 (64)
     std::uint64_t start_time = 0;      // µs since the epoch
     std::uint64_t expected_end_time = 0;  // µs since the epoch, 0 when unknown
     std::string last_error;            // empty unless Failed
@@ -86,6 +86,11 @@ public:
     // The job reached a final state (Completed, Failed, Cancelled) or, for a
     // deploy with seed_after, completed its deployment (then keeps Seeding).
     virtual void job_finished(const JobStatus& status, bool success, const std::string& message) = 0;
+    // Something worth a log line happened to a job (peer banned, hash failure, ...).
+    virtual void job_log(const JobStatus& status, const std::string& message) {
+        (void)status;
+        (void)message;
+    }
 };
 
 struct EngineConfig {

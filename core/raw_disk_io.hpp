@@ -1,0 +1,147 @@
+// RawDiskIO: libtorrent's disk subsystem (lt::disk_interface) over raw block
+// devices. Every torrent file is an extent of the partition (see
+// layout.hpp); a block at (piece, offset) is written with pwrite() at
+// extent offset + position in file. Pad files are never written and read as
+// zeros.
+//
+// Threading (the contract of libtorrent/disk_interface.hpp): every
+// disk_interface call arrives on libtorrent's network thread; the work runs on
+// our own pool of I/O threads; every completion handler is posted back to the
+// io_context exactly once. All jobs touching one piece go to the same I/O
+// thread in submission order, so a read or hash always sees earlier writes of
+// that piece without a store buffer. Errors travel as lt::storage_error; no
+// exception crosses a thread.
+//
+// Targets are bound before a torrent is added: the Engine opens and validates
+// the target, then calls bind(); new_torrent() picks the binding up by the
+// torrent's save_path, which is the target's path.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <libtorrent/disk_buffer_holder.hpp>
+#include <libtorrent/disk_interface.hpp>
+#include <libtorrent/io_context.hpp>
+
+#include "layout.hpp"
+#include "target.hpp"
+
+namespace ezio {
+
+// Reads or writes [offset, offset+len) of `piece` of an image torrent on
+// `target`, mapping torrent files to partition extents; pad files read as
+// zeros and are never written. Returns a storage_error whose ec is set on
+// failure (file index and operation filled in). Safe from any thread.
+lt::storage_error piece_io(const Target& target, const ImageLayout& layout,
+                           const lt::file_storage& files, lt::piece_index_t piece, int offset,
+                           char* buf, int len, bool write);
+
+class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_interface {
+public:
+    RawDiskIO(lt::io_context& ioc, const lt::settings_interface& settings, int threads);
+    ~RawDiskIO() override;
+
+    // Registers the target the next torrent added with save_path ==
+    // target->path() will use. Called on the Engine's thread before
+    // add_torrent(); consumed (first in, first out) by new_torrent(), which
+    // libtorrent calls in the order torrents were added.
+    void bind(std::shared_ptr<Target> target, ImageLayout layout);
+
+    // Number of disk I/O threads.
+    int threads() const { return static_cast<int>(workers_.size()); }
+
+    // lt::disk_interface
+    lt::storage_holder new_torrent(lt::storage_params const& p,
+                                   std::shared_ptr<void> const& torrent) override;
+    void remove_torrent(lt::storage_index_t) override;
+    void async_read(lt::storage_index_t storage, lt::peer_request const& r,
+                    std::function<void(lt::disk_buffer_holder, lt::storage_error const&)> handler,
+                    lt::disk_job_flags_t flags) override;
+    bool async_write(lt::storage_index_t storage, lt::peer_request const& r, char const* buf,
+                     std::shared_ptr<lt::disk_observer> o,
+                     std::function<void(lt::storage_error const&)> handler,
+                     lt::disk_job_flags_t flags) override;
+    void async_hash(
+        lt::storage_index_t storage, lt::piece_index_t piece, lt::span<lt::sha256_hash> v2,
+        lt::disk_job_flags_t flags,
+        std::function<void(lt::piece_index_t, lt::sha1_hash const&, lt::storage_error const&)>
+            handler) override;
+    void async_hash2(
+        lt::storage_index_t storage, lt::piece_index_t piece, int offset, lt::disk_job_flags_t flags,
+        std::function<void(lt::piece_index_t, lt::sha256_hash const&, lt::storage_error const&)>
+            handler) override;
+    void async_move_storage(
+        lt::storage_index_t storage, std::string p, lt::move_flags_t flags,
+        std::function<void(lt::status_t, std::string const&, lt::storage_error const&)> handler)
+        override;
+    void async_release_files(lt::storage_index_t storage, std::function<void()> handler) override;
+    void async_check_files(lt::storage_index_t storage, lt::add_torrent_params const* resume_data,
+                           lt::aux::vector<std::string, lt::file_index_t> links,
+                           std::function<void(lt::status_t, lt::storage_error const&)> handler)
+        override;
+    void async_stop_torrent(lt::storage_index_t storage, std::function<void()> handler) override;
+    void async_rename_file(
+        lt::storage_index_t storage, lt::file_index_t index, std::string name,
+        std::function<void(std::string const&, lt::file_index_t, lt::storage_error const&)> handler)
+        override;
+    void async_delete_files(lt::storage_index_t storage, lt::remove_flags_t options,
+                            std::function<void(lt::storage_error const&)> handler) override;
+    void async_set_file_priority(
+        lt::storage_index_t storage, lt::aux::vector<lt::download_priority_t, lt::file_index_t> prio,
+        std::function<void(lt::storage_error const&,
+                           lt::aux::vector<lt::download_priority_t, lt::file_index_t>)>
+            handler) override;
+    void async_clear_piece(lt::storage_index_t storage, lt::piece_index_t index,
+                           std::function<void(lt::piece_index_t)> handler) override;
+    void update_stats_counters(lt::counters& c) const override;
+    std::vector<lt::open_file_state> get_status(lt::storage_index_t) const override;
+    void abort(bool wait) override;
+    void submit_jobs() override;
+    void settings_updated() override;
+
+    // lt::buffer_allocator_interface
+    void free_disk_buffer(char* b) override;
+
+private:
+    struct Storage;
+    class Worker;
+
+    std::shared_ptr<Storage> storage(lt::storage_index_t idx) const;
+    Worker& worker_for(lt::storage_index_t storage, lt::piece_index_t piece);
+    Worker& any_worker(lt::storage_index_t storage);
+    char* allocate_buffer();
+    void write_done(int bytes);
+
+    lt::io_context& ioc_;
+    const lt::settings_interface& settings_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+
+    mutable std::mutex mutex_;  // guards storages_, free_slots_, bindings_
+    std::vector<std::shared_ptr<Storage>> storages_;
+    std::vector<lt::storage_index_t> free_slots_;
+    struct Binding {
+        std::shared_ptr<Target> target;
+        ImageLayout layout;
+    };
+    std::map<std::string, std::deque<Binding>> bindings_;
+
+    std::mutex buffers_mutex_;
+    std::vector<char*> free_buffers_;
+
+    // Back-pressure: bytes accepted by async_write but not yet on the device.
+    std::atomic<std::int64_t> queued_write_bytes_{0};
+    std::atomic<bool> exceeded_{false};
+    std::mutex observers_mutex_;
+    std::vector<std::weak_ptr<lt::disk_observer>> observers_;
+    std::atomic<int> max_queued_bytes_;
+};
+
+}  // namespace ezio

@@ -1,0 +1,56 @@
+// A deployment target or seed source: one open file descriptor over a block
+// device or a regular file, with positional I/O that loops on short transfers.
+//
+// Thread-safety: read_at/write_at/flush may be called from any thread at once
+// (pread/pwrite carry their own offsets). The descriptor closes when the last
+// shared_ptr goes away, i.e. after the last in-flight I/O job is done.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace ezio {
+
+class Target {
+public:
+    enum class Access { ReadOnly, ReadWrite };
+
+    // Opens `path`. Block devices are opened O_EXCL when written, so a
+    // mounted or otherwise claimed device is refused (Errc::TargetBusy) and
+    // nobody else can claim it while we write. A regular file is accepted
+    // only with allow_file; written files are created if missing. Throws
+    // ezio::Error: InvalidTarget (missing, wrong type, read-only device),
+    // TargetBusy (EBUSY).
+    static std::shared_ptr<Target> open(const std::string& path, Access access, bool allow_file);
+
+    ~Target();
+    Target(const Target&) = delete;
+    Target& operator=(const Target&) = delete;
+
+    const std::string& path() const { return path_; }
+    bool is_block_device() const { return block_device_; }
+    std::uint64_t size() const { return size_; }
+    int fd() const { return fd_; }
+
+    // Makes a regular-file target at least `size` bytes long (sparse).
+    // Returns 0 or an errno value. A block device must already be that big.
+    int ensure_size(std::uint64_t size);
+
+    // Positional I/O. Return 0 or an errno value (EIO for an unexpected end
+    // of device on read, ENOSPC on a zero-length write).
+    int read_at(char* buf, std::size_t len, std::uint64_t offset) const;
+    int write_at(const char* buf, std::size_t len, std::uint64_t offset) const;
+    // fdatasync(); 0 or errno.
+    int flush() const;
+
+private:
+    Target(std::string path, int fd, bool block_device, std::uint64_t size);
+    std::string path_;
+    int fd_;
+    bool block_device_;
+    std::uint64_t size_;
+};
+
+}  // namespace ezio
