@@ -27,25 +27,37 @@
 
 namespace ezio {
 
-std::string_view to_string(Operation op) { return op == Operation::Deploy ? "deploy" : "seed"; }
+std::string_view to_string(Operation op) {
+    return op == Operation::Deploy ? "deploy" : "seed";
+}
 
 std::string_view to_string(JobState state) {
     switch (state) {
-        case JobState::Queued: return "queued";
-        case JobState::Checking: return "checking";
-        case JobState::Downloading: return "downloading";
-        case JobState::Finishing: return "finishing";
-        case JobState::Seeding: return "seeding";
-        case JobState::Completed: return "completed";
-        case JobState::Failed: return "failed";
-        case JobState::Cancelled: return "cancelled";
-        case JobState::Paused: return "paused";
+        case JobState::Queued:
+            return "queued";
+        case JobState::Checking:
+            return "checking";
+        case JobState::Downloading:
+            return "downloading";
+        case JobState::Finishing:
+            return "finishing";
+        case JobState::Seeding:
+            return "seeding";
+        case JobState::Completed:
+            return "completed";
+        case JobState::Failed:
+            return "failed";
+        case JobState::Cancelled:
+            return "cancelled";
+        case JobState::Paused:
+            return "paused";
     }
     return "unknown";
 }
 
 bool is_final(JobState state) {
-    return state == JobState::Completed || state == JobState::Failed || state == JobState::Cancelled;
+    return state == JobState::Completed || state == JobState::Failed ||
+           state == JobState::Cancelled;
 }
 
 namespace {
@@ -93,8 +105,9 @@ std::vector<lt::tcp::endpoint> resolve_peer(const std::string& peer) {
         host = peer.substr(0, colon);
         port = peer.substr(colon + 1);
     }
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(port) == 0 || std::stoi(port) > 65535)
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) == 0 ||
+        std::stoi(port) > 65535)
         throw Error(Errc::InvalidArgs, "peer '" + peer + "' has no valid port");
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
@@ -106,13 +119,15 @@ std::vector<lt::tcp::endpoint> resolve_peer(const std::string& peer) {
     std::vector<lt::tcp::endpoint> out;
     for (addrinfo* ai = res; ai; ai = ai->ai_next) {
         lt::tcp::endpoint ep;
-        if (ai->ai_addrlen > ep.capacity()) continue;
+        if (ai->ai_addrlen > ep.capacity())
+            continue;
         std::memcpy(ep.data(), ai->ai_addr, ai->ai_addrlen);
         ep.resize(ai->ai_addrlen);
         out.push_back(ep);
     }
     ::freeaddrinfo(res);
-    if (out.empty()) throw Error(Errc::InvalidArgs, "peer '" + peer + "' has no usable address");
+    if (out.empty())
+        throw Error(Errc::InvalidArgs, "peer '" + peer + "' has no usable address");
     return out;
 }
 
@@ -135,22 +150,25 @@ struct Engine::Impl {
         bool dirty = true;
         JobState last_emitted_state = JobState::Queued;
         Clock::time_point last_emit{};
-        bool deployed = false;              // data durable on the target
+        bool deployed = false;                        // data durable on the target
         std::optional<Clock::time_point> seed_until;  // when seeding after deploy ends
-        std::thread finisher;               // flush + verify
+        std::thread finisher;                         // flush + verify
         std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
-        std::shared_ptr<std::atomic<std::uint64_t>> verified = std::make_shared<std::atomic<std::uint64_t>>(0);
+        std::shared_ptr<std::atomic<std::uint64_t>> verified =
+            std::make_shared<std::atomic<std::uint64_t>>(0);
     };
 
     Impl(EngineConfig cfg, EngineObserver* obs) : config(std::move(cfg)), observer(obs) {
         event = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (event < 0) throw Error(Errc::Failed, std::string("eventfd: ") + std::strerror(errno));
+        if (event < 0)
+            throw Error(Errc::Failed, std::string("eventfd: ") + std::strerror(errno));
 
         lt::session_params params;
         params.settings = settings();
-        const int threads = config.io_threads > 0
-                                ? config.io_threads
-                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+        const int threads =
+            config.io_threads > 0
+                ? config.io_threads
+                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
         params.disk_io_constructor = [this, threads](lt::io_context& ioc,
                                                      lt::settings_interface const& sett,
                                                      lt::counters&) {
@@ -166,7 +184,8 @@ struct Engine::Impl {
 
     ~Impl() {
         shutdown();
-        if (event >= 0) ::close(event);
+        if (event >= 0)
+            ::close(event);
     }
 
     static void wake(int fd) {
@@ -183,9 +202,9 @@ struct Engine::Impl {
                         : config.listen_interface) +
                        ":" + std::to_string(config.listen_port));
         sp.set_str(lt::settings_pack::user_agent, config.user_agent + "/" EZIO_VERSION);
-        sp.set_int(lt::settings_pack::alert_mask, lt::alert_category::error | lt::alert_category::status |
-                                                      lt::alert_category::storage |
-                                                      lt::alert_category::file_progress * 0);
+        sp.set_int(lt::settings_pack::alert_mask,
+                   lt::alert_category::error | lt::alert_category::status |
+                       lt::alert_category::storage | lt::alert_category::file_progress * 0);
         // A LAN of identical machines: no DHT, no NAT traversal, no
         // encryption handshake, TCP only; Local Service Discovery finds peers.
         sp.set_bool(lt::settings_pack::enable_dht, false);
@@ -228,13 +247,15 @@ struct Engine::Impl {
 
     Job& job(JobId id) {
         auto it = jobs.find(id);
-        if (it == jobs.end()) throw Error(Errc::NotFound, "no job " + std::to_string(id));
+        if (it == jobs.end())
+            throw Error(Errc::NotFound, "no job " + std::to_string(id));
         return *it->second;
     }
 
     Job* job_by_handle(const lt::torrent_handle& h) {
         auto it = by_handle.find(h);
-        if (it == by_handle.end()) return nullptr;
+        if (it == by_handle.end())
+            return nullptr;
         auto j = jobs.find(it->second);
         return j == jobs.end() ? nullptr : j->second.get();
     }
@@ -242,20 +263,25 @@ struct Engine::Impl {
     void check_conflicts(const ImageTorrent& t, const std::string& path, bool writing) {
         const std::string ih = hex_info_hash(*t.info);
         for (const auto& [id, j] : jobs) {
-            if (!j->in_session) continue;
+            if (!j->in_session)
+                continue;
             if (j->status.info_hash == ih)
-                throw Error(Errc::TargetBusy, "torrent " + ih + " is already in use by job " + std::to_string(id));
+                throw Error(Errc::TargetBusy,
+                            "torrent " + ih + " is already in use by job " + std::to_string(id));
             if (j->status.target == path && (writing || j->status.operation == Operation::Deploy))
-                throw Error(Errc::TargetBusy, path + " is already in use by job " + std::to_string(id));
+                throw Error(Errc::TargetBusy,
+                            path + " is already in use by job " + std::to_string(id));
         }
     }
 
     JobId add(Operation op, std::span<const char> bytes, const std::string& path,
               const JobOptions& options, bool allow_file) {
         ImageTorrent t = load_image_torrent(bytes);
-        if (options.max_connections < 0 || options.max_upload_rate < 0 || options.max_download_rate < 0)
+        if (options.max_connections < 0 || options.max_upload_rate < 0 ||
+            options.max_download_rate < 0)
             throw Error(Errc::InvalidArgs, "limits must not be negative");
-        if (options.seed_after < -1) throw Error(Errc::InvalidArgs, "seed_after must be -1, 0 or positive");
+        if (options.seed_after < -1)
+            throw Error(Errc::InvalidArgs, "seed_after must be -1, 0 or positive");
         std::vector<lt::tcp::endpoint> peers;
         for (const auto& p : options.peers) {
             auto eps = resolve_peer(p);
@@ -264,10 +290,12 @@ struct Engine::Impl {
         const bool writing = op == Operation::Deploy;
         check_conflicts(t, path, writing);
 
-        auto target = Target::open(path, writing ? Target::Access::ReadWrite : Target::Access::ReadOnly, allow_file);
+        auto target = Target::open(
+            path, writing ? Target::Access::ReadWrite : Target::Access::ReadOnly, allow_file);
         if (writing && !target->is_block_device()) {
             if (const int err = target->ensure_size(t.layout.end()))
-                throw Error(Errc::InvalidTarget, path + ": cannot grow to " + std::to_string(t.layout.end()) +
+                throw Error(Errc::InvalidTarget, path + ": cannot grow to " +
+                                                     std::to_string(t.layout.end()) +
                                                      " bytes: " + std::strerror(err));
         }
         t.layout.check_fits(target->size(), path);
@@ -288,12 +316,14 @@ struct Engine::Impl {
         atp.ti = std::make_shared<lt::torrent_info>(*t.info);
         atp.save_path = target->path();
         atp.flags &= ~(lt::torrent_flags::auto_managed | lt::torrent_flags::paused);
-        if (options.sequential) atp.flags |= lt::torrent_flags::sequential_download;
+        if (options.sequential)
+            atp.flags |= lt::torrent_flags::sequential_download;
         atp.upload_limit = options.max_upload_rate > 0 ? options.max_upload_rate : -1;
         atp.download_limit = options.max_download_rate > 0 ? options.max_download_rate : -1;
-        atp.max_connections = options.max_connections > 0
-                                  ? options.max_connections
-                                  : (config.connections_per_torrent > 0 ? config.connections_per_torrent : -1);
+        atp.max_connections =
+            options.max_connections > 0
+                ? options.max_connections
+                : (config.connections_per_torrent > 0 ? config.connections_per_torrent : -1);
         atp.peers = peers;
         if (op == Operation::Seed) {
             if (options.seed_verified) {
@@ -307,25 +337,29 @@ struct Engine::Impl {
         disk->bind(target, t.layout);
         lt::error_code ec;
         j->handle = session->add_torrent(std::move(atp), ec);
-        if (ec) throw Error(Errc::Failed, "cannot start the torrent: " + ec.message());
+        if (ec)
+            throw Error(Errc::Failed, "cannot start the torrent: " + ec.message());
         j->in_session = true;
         j->torrent = std::move(t);
         j->target = std::move(target);
         by_handle[j->handle] = id;
         const JobStatus snapshot = j->status;
         jobs.emplace(id, std::move(j));
-        if (observer) observer->job_added(snapshot);
+        if (observer)
+            observer->job_added(snapshot);
         return id;
     }
 
     void set_state(Job& j, JobState s) {
-        if (j.status.state == s) return;
+        if (j.status.state == s)
+            return;
         j.status.state = s;
         j.dirty = true;
     }
 
     void leave_session(Job& j) {
-        if (!j.in_session) return;
+        if (!j.in_session)
+            return;
         j.in_session = false;
         by_handle.erase(j.handle);
         session->remove_torrent(j.handle);  // never with delete_files
@@ -335,7 +369,8 @@ struct Engine::Impl {
         j.status.peers = 0;
     }
 
-    void finish(Job& j, JobState s, bool success, const std::string& message, Errc code = Errc::Failed) {
+    void finish(Job& j, JobState s, bool success, const std::string& message,
+                Errc code = Errc::Failed) {
         leave_session(j);
         j.seed_until.reset();
         set_state(j, s);
@@ -346,19 +381,24 @@ struct Engine::Impl {
         j.status.expected_end_time = 0;
         j.dirty = true;
         emit(j, true);
-        if (observer) observer->job_finished(j.status, success, message);
+        if (observer)
+            observer->job_finished(j.status, success, message);
     }
 
     void fail(Job& j, Errc code, const std::string& message) {
-        if (is_final(j.status.state)) return;
+        if (is_final(j.status.state))
+            return;
         j.cancel->store(true);
         finish(j, JobState::Failed, false, message, code);
     }
 
     void emit(Job& j, bool force = false) {
-        if (!j.dirty || !observer) return;
+        if (!j.dirty || !observer)
+            return;
         const auto now = Clock::now();
-        if (!force && j.status.state == j.last_emitted_state && now - j.last_emit < kUpdateInterval / 1.1) return;
+        if (!force && j.status.state == j.last_emitted_state &&
+            now - j.last_emit < kUpdateInterval / 1.1)
+            return;
         j.dirty = false;
         j.last_emit = now;
         j.last_emitted_state = j.status.state;
@@ -368,7 +408,8 @@ struct Engine::Impl {
     // A deploy whose pieces all passed their hash: make it durable (and
     // verify it, if asked) off the owner thread.
     void start_finishing(Job& j) {
-        if (j.deployed || j.finisher.joinable() || !j.target) return;
+        if (j.deployed || j.finisher.joinable() || !j.target)
+            return;
         set_state(j, JobState::Finishing);
         auto target = j.target;
         const ImageTorrent torrent = j.torrent;
@@ -383,13 +424,16 @@ struct Engine::Impl {
                 error = "flushing " + target->path() + " failed: " + std::strerror(err);
             } else if (verify) {
                 try {
-                    auto r = verify_image(*target, torrent, [&](std::uint64_t done) { verified->store(done); },
-                                          cancel.get());
+                    auto r = verify_image(
+                        *target, torrent, [&](std::uint64_t done) { verified->store(done); },
+                        cancel.get());
                     if (r.io_error)
-                        error = "verifying " + target->path() + " failed: " + std::strerror(r.io_error);
+                        error =
+                            "verifying " + target->path() + " failed: " + std::strerror(r.io_error);
                     else if (!r.bad_pieces.empty())
                         error = "verification failed: " + std::to_string(r.bad_pieces.size()) +
-                                " piece(s) on " + target->path() + " do not match the torrent (first: " +
+                                " piece(s) on " + target->path() +
+                                " do not match the torrent (first: " +
                                 std::to_string(r.bad_pieces.front()) + ")";
                 } catch (const Error& e) {
                     error = e.what();
@@ -402,10 +446,13 @@ struct Engine::Impl {
 
     void finished_writing(JobId id, const std::string& error, Errc code) {
         auto it = jobs.find(id);
-        if (it == jobs.end()) return;
+        if (it == jobs.end())
+            return;
         Job& j = *it->second;
-        if (j.finisher.joinable()) j.finisher.join();
-        if (is_final(j.status.state)) return;
+        if (j.finisher.joinable())
+            j.finisher.join();
+        if (is_final(j.status.state))
+            return;
         if (!error.empty()) {
             fail(j, code, error);
             return;
@@ -413,8 +460,8 @@ struct Engine::Impl {
         j.deployed = true;
         j.status.bytes_done = j.status.bytes_total;
         j.status.progress = 1.0;
-        const std::string msg = std::string("deployed ") + j.status.name + " to " + j.status.target +
-                                (j.options.verify ? " and verified" : "");
+        const std::string msg = std::string("deployed ") + j.status.name + " to " +
+                                j.status.target + (j.options.verify ? " and verified" : "");
         if (j.options.seed_after == 0 || j.status.state == JobState::Paused) {
             finish(j, JobState::Completed, true, msg);
             return;
@@ -423,7 +470,8 @@ struct Engine::Impl {
         if (j.options.seed_after > 0)
             j.seed_until = Clock::now() + std::chrono::seconds(j.options.seed_after);
         emit(j, true);
-        if (observer) observer->job_finished(j.status, true, msg);
+        if (observer)
+            observer->job_finished(j.status, true, msg);
     }
 
     // Runs `fn` on the owner thread inside process().
@@ -438,10 +486,12 @@ struct Engine::Impl {
     // ---- alerts ------------------------------------------------------------
 
     void update_from(Job& j, const lt::torrent_status& st) {
-        if (is_final(j.status.state)) return;
+        if (is_final(j.status.state))
+            return;
         JobStatus& s = j.status;
         const auto before = std::tie(s.bytes_done, s.download_rate, s.upload_rate, s.peers);
-        const auto snapshot = std::make_tuple(s.bytes_done, s.download_rate, s.upload_rate, s.peers);
+        const auto snapshot =
+            std::make_tuple(s.bytes_done, s.download_rate, s.upload_rate, s.peers);
         s.download_rate = static_cast<std::uint64_t>(std::max(0, st.download_payload_rate));
         s.upload_rate = static_cast<std::uint64_t>(std::max(0, st.upload_payload_rate));
         s.peers = static_cast<std::uint32_t>(std::max(0, st.num_peers));
@@ -454,11 +504,13 @@ struct Engine::Impl {
         } else if (s.state == JobState::Finishing && j.options.verify) {
             s.bytes_done = std::min<std::uint64_t>(j.verified->load(), s.bytes_total);
         } else {
-            s.bytes_done = std::min<std::uint64_t>(static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.total_wanted_done)),
-                                                   s.bytes_total);
+            s.bytes_done = std::min<std::uint64_t>(
+                static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.total_wanted_done)),
+                s.bytes_total);
             s.progress = st.progress;
         }
-        if (before != snapshot) j.dirty = true;
+        if (before != snapshot)
+            j.dirty = true;
 
         // State from libtorrent unless the engine owns it now.
         if (s.state != JobState::Finishing) {
@@ -470,13 +522,17 @@ struct Engine::Impl {
                 next = JobState::Checking;
             else if (st.state == lt::torrent_status::downloading ||
                      st.state == lt::torrent_status::downloading_metadata)
-                next = s.operation == Operation::Deploy ? JobState::Downloading : JobState::Checking;
-            else if (st.state == lt::torrent_status::finished || st.state == lt::torrent_status::seeding)
+                next =
+                    s.operation == Operation::Deploy ? JobState::Downloading : JobState::Checking;
+            else if (st.state == lt::torrent_status::finished ||
+                     st.state == lt::torrent_status::seeding)
                 next = (s.operation == Operation::Seed || j.deployed) ? JobState::Seeding : s.state;
             set_state(j, next);
         }
-        if (s.operation == Operation::Deploy && !j.deployed && s.download_rate > 0 && s.bytes_total > s.bytes_done)
-            s.expected_end_time = now_us() + (s.bytes_total - s.bytes_done) * 1'000'000 / s.download_rate;
+        if (s.operation == Operation::Deploy && !j.deployed && s.download_rate > 0 &&
+            s.bytes_total > s.bytes_done)
+            s.expected_end_time =
+                now_us() + (s.bytes_total - s.bytes_done) * 1'000'000 / s.download_rate;
         else if (s.operation == Operation::Deploy && !j.deployed && s.download_rate == 0)
             s.expected_end_time = 0;
     }
@@ -484,25 +540,30 @@ struct Engine::Impl {
     void handle(lt::alert* a) {
         if (auto* su = lt::alert_cast<lt::state_update_alert>(a)) {
             for (const auto& st : su->status)
-                if (Job* j = job_by_handle(st.handle)) update_from(*j, st);
+                if (Job* j = job_by_handle(st.handle))
+                    update_from(*j, st);
             return;
         }
         if (auto* ta = dynamic_cast<lt::torrent_alert*>(a)) {
             Job* j = job_by_handle(ta->handle);
-            if (!j) return;
+            if (!j)
+                return;
             if (auto* fin = lt::alert_cast<lt::torrent_finished_alert>(a)) {
                 (void)fin;
-                if (j->status.operation == Operation::Deploy) start_finishing(*j);
+                if (j->status.operation == Operation::Deploy)
+                    start_finishing(*j);
             } else if (auto* fe = lt::alert_cast<lt::file_error_alert>(a)) {
                 fail(*j, Errc::IoError, j->status.target + ": " + describe_storage_error(*fe));
             } else if (auto* te = lt::alert_cast<lt::torrent_error_alert>(a)) {
                 fail(*j, Errc::Failed, te->error.message());
             } else if (auto* hf = lt::alert_cast<lt::hash_failed_alert>(a)) {
                 if (observer)
-                    observer->job_log(j->status, "piece " + std::to_string(static_cast<int>(hf->piece_index)) +
-                                                     " failed its hash check; fetching it again");
+                    observer->job_log(j->status,
+                                      "piece " + std::to_string(static_cast<int>(hf->piece_index)) +
+                                          " failed its hash check; fetching it again");
             } else if (auto* ad = lt::alert_cast<lt::add_torrent_alert>(a)) {
-                if (ad->error) fail(*j, Errc::Failed, "cannot add torrent: " + ad->error.message());
+                if (ad->error)
+                    fail(*j, Errc::Failed, "cannot add torrent: " + ad->error.message());
             }
         }
     }
@@ -518,14 +579,16 @@ struct Engine::Impl {
         }
         std::vector<lt::alert*> alerts;
         session->pop_alerts(&alerts);
-        for (lt::alert* a : alerts) handle(a);
+        for (lt::alert* a : alerts)
+            handle(a);
 
         std::vector<std::function<void()>> work;
         {
             std::lock_guard lock(posted_mutex);
             work.swap(posted);
         }
-        for (auto& fn : work) fn();
+        for (auto& fn : work)
+            fn();
 
         for (auto& [id, j] : jobs) {
             if (j->seed_until && now >= *j->seed_until) {
@@ -541,16 +604,21 @@ struct Engine::Impl {
         const auto now = Clock::now();
         auto until = next_update;
         for (const auto& [id, j] : jobs)
-            if (j->seed_until) until = std::min(until, *j->seed_until);
-        if (until <= now) return std::chrono::milliseconds(0);
-        return std::chrono::duration_cast<std::chrono::milliseconds>(until - now) + std::chrono::milliseconds(1);
+            if (j->seed_until)
+                until = std::min(until, *j->seed_until);
+        if (until <= now)
+            return std::chrono::milliseconds(0);
+        return std::chrono::duration_cast<std::chrono::milliseconds>(until - now) +
+               std::chrono::milliseconds(1);
     }
 
     void shutdown() {
-        if (!session) return;
+        if (!session)
+            return;
         for (auto& [id, j] : jobs) {
             j->cancel->store(true);
-            if (j->finisher.joinable()) j->finisher.join();
+            if (j->finisher.joinable())
+                j->finisher.join();
         }
         session.reset();  // waits for the disk threads to finish queued writes
         disk = nullptr;
@@ -574,43 +642,55 @@ Engine::Engine(EngineConfig config, EngineObserver* observer)
 
 Engine::~Engine() = default;
 
-int Engine::event_fd() const { return impl_->event; }
-void Engine::process() { impl_->process(); }
-std::chrono::milliseconds Engine::next_timeout() const { return impl_->next_timeout(); }
+int Engine::event_fd() const {
+    return impl_->event;
+}
+void Engine::process() {
+    impl_->process();
+}
+std::chrono::milliseconds Engine::next_timeout() const {
+    return impl_->next_timeout();
+}
 
-JobId Engine::deploy(std::span<const char> torrent, const std::string& target, const JobOptions& options,
-                     bool allow_file) {
+JobId Engine::deploy(std::span<const char> torrent, const std::string& target,
+                     const JobOptions& options, bool allow_file) {
     return impl_->add(Operation::Deploy, torrent, target, options, allow_file);
 }
 
-JobId Engine::seed(std::span<const char> torrent, const std::string& source, const JobOptions& options) {
+JobId Engine::seed(std::span<const char> torrent, const std::string& source,
+                   const JobOptions& options) {
     return impl_->add(Operation::Seed, torrent, source, options, true);
 }
 
 void Engine::pause(JobId id) {
     auto& j = impl_->job(id);
     if (is_final(j.status.state) || !j.in_session)
-        throw Error(Errc::NotSupported, "job " + std::to_string(id) + " is " + std::string(to_string(j.status.state)));
+        throw Error(Errc::NotSupported,
+                    "job " + std::to_string(id) + " is " + std::string(to_string(j.status.state)));
     j.handle.unset_flags(lt::torrent_flags::auto_managed);
     j.handle.pause(lt::torrent_handle::graceful_pause);
-    if (j.status.state != JobState::Finishing) impl_->set_state(j, JobState::Paused);
+    if (j.status.state != JobState::Finishing)
+        impl_->set_state(j, JobState::Paused);
     impl_->emit(j, true);
 }
 
 void Engine::resume(JobId id) {
     auto& j = impl_->job(id);
     if (is_final(j.status.state) || !j.in_session)
-        throw Error(Errc::NotSupported, "job " + std::to_string(id) + " is " + std::string(to_string(j.status.state)));
+        throw Error(Errc::NotSupported,
+                    "job " + std::to_string(id) + " is " + std::string(to_string(j.status.state)));
     j.handle.resume();
     if (j.status.state == JobState::Paused)
-        impl_->set_state(j, j.deployed || j.status.operation == Operation::Seed ? JobState::Seeding
-                                                                                 : JobState::Downloading);
+        impl_->set_state(j, j.deployed || j.status.operation == Operation::Seed
+                                ? JobState::Seeding
+                                : JobState::Downloading);
     impl_->emit(j, true);
 }
 
 void Engine::cancel(JobId id) {
     auto& j = impl_->job(id);
-    if (is_final(j.status.state)) return;
+    if (is_final(j.status.state))
+        return;
     j.cancel->store(true);
     impl_->finish(j, JobState::Cancelled, false, "cancelled", Errc::Cancelled);
 }
@@ -618,25 +698,33 @@ void Engine::cancel(JobId id) {
 void Engine::remove(JobId id) {
     auto& j = impl_->job(id);
     if (!is_final(j.status.state))
-        throw Error(Errc::NotSupported, "job " + std::to_string(id) + " is still running; cancel it first");
-    if (j.finisher.joinable()) j.finisher.join();
+        throw Error(Errc::NotSupported,
+                    "job " + std::to_string(id) + " is still running; cancel it first");
+    if (j.finisher.joinable())
+        j.finisher.join();
     impl_->jobs.erase(id);
 }
 
 std::optional<JobStatus> Engine::status(JobId id) const {
     auto it = impl_->jobs.find(id);
-    if (it == impl_->jobs.end()) return std::nullopt;
+    if (it == impl_->jobs.end())
+        return std::nullopt;
     return it->second->status;
 }
 
 std::vector<JobId> Engine::jobs() const {
     std::vector<JobId> out;
-    for (const auto& [id, j] : impl_->jobs) out.push_back(id);
+    for (const auto& [id, j] : impl_->jobs)
+        out.push_back(id);
     return out;
 }
 
-int Engine::listen_port() const { return impl_->session ? impl_->session->listen_port() : 0; }
+int Engine::listen_port() const {
+    return impl_->session ? impl_->session->listen_port() : 0;
+}
 
-void Engine::shutdown() { impl_->shutdown(); }
+void Engine::shutdown() {
+    impl_->shutdown();
+}
 
 }  // namespace ezio

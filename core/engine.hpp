@@ -45,39 +45,39 @@ std::string_view to_string(JobState state);
 bool is_final(JobState state);
 
 struct JobOptions {
-    std::vector<std::string> peers;   // extra peers, "host:port" / "[v6]:port"
-    bool verify = false;              // re-read and hash every piece before Completed
-    std::int64_t seed_after = 0;      // seconds to keep seeding after a deploy; -1 forever
-    int max_upload_rate = 0;          // bytes/s, 0 = unlimited
-    int max_download_rate = 0;        // bytes/s, 0 = unlimited
-    int max_connections = 0;          // 0 = engine default
-    bool sequential = false;          // request pieces in order
-    bool force = false;               // skip safety refusals that force may override
-    bool seed_verified = true;        // seed: trust the source, do not rehash
+    std::vector<std::string> peers;  // extra peers, "host:port" / "[v6]:port"
+    bool verify = false;             // re-read and hash every piece before Completed
+    std::int64_t seed_after = 0;     // seconds to keep seeding after a deploy; -1 forever
+    int max_upload_rate = 0;         // bytes/s, 0 = unlimited
+    int max_download_rate = 0;       // bytes/s, 0 = unlimited
+    int max_connections = 0;         // 0 = engine default
+    bool sequential = false;         // request pieces in order
+    bool force = false;              // skip safety refusals that force may override
+    bool seed_verified = true;       // seed: trust the source, do not rehash
 };
 
 struct JobStatus {
     JobId id = 0;
     Operation operation = Operation::Deploy;
     JobState state = JobState::Queued;
-    double progress = 0.0;             // 0..1
-    std::uint64_t bytes_done = 0;      // verified bytes on the target
-    std::uint64_t bytes_total = 0;     // image data bytes (sum of extents)
-    std::uint64_t download_rate = 0;   // bytes/s
-    std::uint64_t upload_rate = 0;     // bytes/s
+    double progress = 0.0;            // 0..1
+    std::uint64_t bytes_done = 0;     // verified bytes on the target
+    std::uint64_t bytes_total = 0;    // image data bytes (sum of extents)
+    std::uint64_t download_rate = 0;  // bytes/s
+    std::uint64_t upload_rate = 0;    // bytes/s
     std::uint32_t peers = 0;
-    std::string target;                // device or file path as opened
-    std::string name;                  // torrent name (partition name)
-    std::string info_hash;             // hex: v1 (40 digits) if present, else v2 (64)
-    std::uint64_t start_time = 0;      // µs since the epoch
+    std::string target;                   // device or file path as opened
+    std::string name;                     // torrent name (partition name)
+    std::string info_hash;                // hex: v1 (40 digits) if present, else v2 (64)
+    std::uint64_t start_time = 0;         // µs since the epoch
     std::uint64_t expected_end_time = 0;  // µs since the epoch, 0 when unknown
-    std::string last_error;            // empty unless Failed
-    Errc error_code = Errc::Failed;    // meaningful when Failed/Cancelled
+    std::string last_error;               // empty unless Failed
+    Errc error_code = Errc::Failed;       // meaningful when Failed/Cancelled
 };
 
 // Callbacks from Engine::process(), on the owner thread.
 class EngineObserver {
-public:
+  public:
     virtual ~EngineObserver() = default;
     // A job appeared (deploy(), seed(), or restored from the state directory).
     virtual void job_added(const JobStatus& status) = 0;
@@ -85,7 +85,8 @@ public:
     virtual void job_changed(const JobStatus& status) = 0;
     // The job reached a final state (Completed, Failed, Cancelled) or, for a
     // deploy with seed_after, completed its deployment (then keeps Seeding).
-    virtual void job_finished(const JobStatus& status, bool success, const std::string& message) = 0;
+    virtual void job_finished(const JobStatus& status, bool success,
+                              const std::string& message) = 0;
     // Something worth a log line happened to a job (peer banned, hash failure, ...).
     virtual void job_log(const JobStatus& status, const std::string& message) {
         (void)status;
@@ -95,16 +96,16 @@ public:
 
 struct EngineConfig {
     std::string listen_interface = "0.0.0.0";
-    int listen_port = 6881;            // 0 = any free port
-    std::string state_dir;             // resume data; empty = no persistence
-    int io_threads = 0;                // 0 = number of cores
-    bool local_discovery = true;       // BitTorrent Local Service Discovery
-    int connections_per_torrent = 0;   // 0 = default
+    int listen_port = 6881;           // 0 = any free port
+    std::string state_dir;            // resume data; empty = no persistence
+    int io_threads = 0;               // 0 = number of cores
+    bool local_discovery = true;      // BitTorrent Local Service Discovery
+    int connections_per_torrent = 0;  // 0 = default
     std::string user_agent = "ezio";
 };
 
 class Engine {
-public:
+  public:
     Engine(EngineConfig config, EngineObserver* observer);
     ~Engine();
     Engine(const Engine&) = delete;
@@ -124,12 +125,11 @@ public:
     JobId deploy(std::span<const char> torrent, const std::string& target,
                  const JobOptions& options, bool allow_file = false);
     // Serves the image from `source` (device or image file), read-only.
-    JobId seed(std::span<const char> torrent, const std::string& source,
-               const JobOptions& options);
+    JobId seed(std::span<const char> torrent, const std::string& source, const JobOptions& options);
 
-    void pause(JobId id);    // NotFound, NotSupported (final state)
-    void resume(JobId id);   // NotFound, NotSupported
-    void cancel(JobId id);   // NotFound; a final job is just forgotten
+    void pause(JobId id);   // NotFound, NotSupported (final state)
+    void resume(JobId id);  // NotFound, NotSupported
+    void cancel(JobId id);  // NotFound; a final job is just forgotten
     // Forget a final job (removes it from jobs()).
     void remove(JobId id);
 
@@ -141,7 +141,7 @@ public:
     // Saves resume data of every job and stops the session; blocks.
     void shutdown();
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -29,13 +29,16 @@ constexpr std::array kErrors{
 
 const Entry& entry(Errc code) {
     for (const auto& e : kErrors)
-        if (e.code == code) return e;
+        if (e.code == code)
+            return e;
     return kErrors[0];
 }
 
 }  // namespace
 
-std::string_view dbus_error_name(Errc code) { return entry(code).dbus_name; }
+std::string_view dbus_error_name(Errc code) {
+    return entry(code).dbus_name;
+}
 
 std::string_view errc_name(Errc code) {
     auto name = entry(code).dbus_name;
@@ -44,15 +47,20 @@ std::string_view errc_name(Errc code) {
 
 Errc errc_from_dbus_name(std::string_view name) {
     for (const auto& e : kErrors)
-        if (e.dbus_name == name) return e.code;
-    if (name == "org.freedesktop.DBus.Error.InvalidArgs") return Errc::InvalidArgs;
-    if (name == "org.freedesktop.DBus.Error.AccessDenied") return Errc::AccessDenied;
+        if (e.dbus_name == name)
+            return e.code;
+    if (name == "org.freedesktop.DBus.Error.InvalidArgs")
+        return Errc::InvalidArgs;
+    if (name == "org.freedesktop.DBus.Error.AccessDenied")
+        return Errc::AccessDenied;
     if (name == "org.freedesktop.DBus.Error.UnknownObject" ||
         name == "org.freedesktop.DBus.Error.UnknownMethod")
         return Errc::NotFound;
     return Errc::Failed;
 }
 
-int exit_code(Errc code) { return entry(code).exit_code; }
+int exit_code(Errc code) {
+    return entry(code).exit_code;
+}
 
 }  // namespace ezio

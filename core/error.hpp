@@ -32,11 +32,11 @@ std::string_view errc_name(Errc code);
 int exit_code(Errc code);
 
 class Error : public std::runtime_error {
-public:
+  public:
     Error(Errc code, const std::string& message) : std::runtime_error(message), code_(code) {}
     Errc code() const noexcept { return code_; }
 
-private:
+  private:
     Errc code_;
 };
 

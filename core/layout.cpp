@@ -4,13 +4,13 @@
 #include <fstream>
 #include <iterator>
 
-
 #include "error.hpp"
 
 namespace ezio {
 
 std::optional<std::uint64_t> parse_hex_offset(std::string_view name) {
-    if (name.empty()) return std::nullopt;
+    if (name.empty())
+        return std::nullopt;
     std::uint64_t value = 0;
     for (char c : name) {
         unsigned digit;
@@ -22,7 +22,8 @@ std::optional<std::uint64_t> parse_hex_offset(std::string_view name) {
             digit = static_cast<unsigned>(c - 'A' + 10);
         else
             return std::nullopt;
-        if (value > (~std::uint64_t{0} >> 4)) return std::nullopt;  // would overflow
+        if (value > (~std::uint64_t{0} >> 4))
+            return std::nullopt;  // would overflow
         value = (value << 4) | digit;
     }
     return value;
@@ -30,7 +31,8 @@ std::optional<std::uint64_t> parse_hex_offset(std::string_view name) {
 
 ImageLayout ImageLayout::from_files(const lt::file_storage& files, const LayoutLimits& limits) {
     const int n = files.num_files();
-    if (n <= 0) throw Error(Errc::InvalidTorrent, "torrent has no files");
+    if (n <= 0)
+        throw Error(Errc::InvalidTorrent, "torrent has no files");
     if (n > limits.max_files)
         throw Error(Errc::InvalidTorrent, "torrent has " + std::to_string(n) +
                                               " files, more than the limit of " +
@@ -50,9 +52,12 @@ ImageLayout ImageLayout::from_files(const lt::file_storage& files, const LayoutL
     const bool single = n == 1 && files.file_path(lt::file_index_t{0}) == files.name();
 
     for (lt::file_index_t i{0}; i < lt::file_index_t{n}; ++i) {
-        if (files.pad_file_at(i)) continue;
+        if (files.pad_file_at(i))
+            continue;
         const std::int64_t size = files.file_size(i);
-        if (size < 0) throw Error(Errc::InvalidTorrent, "file " + files.file_path(i) + " has a negative length");
+        if (size < 0)
+            throw Error(Errc::InvalidTorrent,
+                        "file " + files.file_path(i) + " has a negative length");
         std::uint64_t offset = 0;
         if (!single) {
             const std::string name(files.file_name(i));
@@ -68,7 +73,8 @@ ImageLayout ImageLayout::from_files(const lt::file_storage& files, const LayoutL
             throw Error(Errc::InvalidTorrent,
                         "file " + files.file_path(i) + " ends beyond the 64-bit address space");
         layout.offsets_[static_cast<std::size_t>(static_cast<int>(i))] = offset;
-        if (length == 0) continue;
+        if (length == 0)
+            continue;
         spans.push_back({offset, offset + length, static_cast<int>(i)});
         layout.data_bytes_ += length;
         layout.end_ = std::max(layout.end_, offset + length);
@@ -95,7 +101,8 @@ void ImageLayout::check_fits(std::uint64_t size, const std::string& target) cons
 }
 
 ImageTorrent load_image_torrent(std::span<const char> bytes, const LayoutLimits& limits) {
-    if (bytes.empty()) throw Error(Errc::InvalidTorrent, "torrent is empty");
+    if (bytes.empty())
+        throw Error(Errc::InvalidTorrent, "torrent is empty");
     if (static_cast<std::int64_t>(bytes.size()) > limits.max_torrent_bytes)
         throw Error(Errc::InvalidTorrent, "torrent is larger than " +
                                               std::to_string(limits.max_torrent_bytes) + " bytes");
@@ -103,30 +110,38 @@ ImageTorrent load_image_torrent(std::span<const char> bytes, const LayoutLimits&
     lim.max_buffer_size = static_cast<int>(limits.max_torrent_bytes);
     lim.max_pieces = limits.max_pieces;
     lim.max_decode_depth = 100;
-    lim.max_decode_tokens = static_cast<int>(std::min<std::int64_t>(limits.max_files * 8 + 4096, 100'000'000));
+    lim.max_decode_tokens =
+        static_cast<int>(std::min<std::int64_t>(limits.max_files * 8 + 4096, 100'000'000));
 
     std::shared_ptr<lt::torrent_info> info;
     try {
-        info = std::make_shared<lt::torrent_info>(lt::span<char const>(bytes.data(), static_cast<std::ptrdiff_t>(bytes.size())), lim, lt::from_span);
+        info = std::make_shared<lt::torrent_info>(
+            lt::span<char const>(bytes.data(), static_cast<std::ptrdiff_t>(bytes.size())), lim,
+            lt::from_span);
     } catch (const std::exception& e) {
         throw Error(Errc::InvalidTorrent, std::string("torrent is not valid: ") + e.what());
     }
-    if (!info->is_valid()) throw Error(Errc::InvalidTorrent, "torrent is not valid");
+    if (!info->is_valid())
+        throw Error(Errc::InvalidTorrent, "torrent is not valid");
     ImageLayout layout = ImageLayout::from_files(info->files(), limits);
     return ImageTorrent{std::move(info), std::move(layout)};
 }
 
 ImageTorrent load_image_torrent_file(const std::string& path, const LayoutLimits& limits) {
     std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(Errc::InvalidArgs, "cannot open " + path);
+    if (!in)
+        throw Error(Errc::InvalidArgs, "cannot open " + path);
     in.seekg(0, std::ios::end);
     const auto size = static_cast<std::int64_t>(in.tellg());
-    if (size < 0) throw Error(Errc::InvalidArgs, "cannot read " + path);
+    if (size < 0)
+        throw Error(Errc::InvalidArgs, "cannot read " + path);
     if (size > limits.max_torrent_bytes)
-        throw Error(Errc::InvalidTorrent, path + " is larger than " + std::to_string(limits.max_torrent_bytes) + " bytes");
+        throw Error(Errc::InvalidTorrent, path + " is larger than " +
+                                              std::to_string(limits.max_torrent_bytes) + " bytes");
     in.seekg(0);
     std::vector<char> bytes(static_cast<std::size_t>(size));
-    if (!in.read(bytes.data(), size)) throw Error(Errc::InvalidArgs, "cannot read " + path);
+    if (!in.read(bytes.data(), size))
+        throw Error(Errc::InvalidArgs, "cannot read " + path);
     return load_image_torrent(bytes, limits);
 }
 

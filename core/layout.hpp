@@ -28,13 +28,13 @@ std::optional<std::uint64_t> parse_hex_offset(std::string_view name);
 
 // Limits that keep a hostile torrent from exhausting memory or CPU.
 struct LayoutLimits {
-    std::int64_t max_files = 1 << 22;        // 4 Mi extents
+    std::int64_t max_files = 1 << 22;            // 4 Mi extents
     std::int64_t max_torrent_bytes = 256 << 20;  // .torrent file size
     int max_pieces = 1 << 23;
 };
 
 class ImageLayout {
-public:
+  public:
     // Validates the file list. Throws ezio::Error(Errc::InvalidTorrent) naming
     // the offending file when a name is not a hex offset, two extents overlap,
     // an extent overflows 64 bits, or the file count exceeds the limit.
@@ -44,7 +44,8 @@ public:
     // (BEP 47) are never written and have no offset.
     std::optional<std::uint64_t> device_offset(lt::file_index_t index) const {
         auto i = static_cast<std::size_t>(static_cast<int>(index));
-        if (i >= offsets_.size() || offsets_[i] == kPad) return std::nullopt;
+        if (i >= offsets_.size() || offsets_[i] == kPad)
+            return std::nullopt;
         return offsets_[i];
     }
 
@@ -58,7 +59,7 @@ public:
     // cannot hold every extent.
     void check_fits(std::uint64_t size, const std::string& target) const;
 
-private:
+  private:
     static constexpr std::uint64_t kPad = ~std::uint64_t{0};
     std::vector<std::uint64_t> offsets_;  // by file index; kPad for pad files
     std::uint64_t end_ = 0;

@@ -19,7 +19,8 @@ namespace {
 constexpr int kBlock = lt::default_block_size;
 constexpr std::size_t kHashChunk = 1 << 20;  // read granularity while hashing
 
-lt::storage_error make_error(int err, lt::operation_t op, lt::file_index_t file = lt::file_index_t{-1}) {
+lt::storage_error make_error(int err, lt::operation_t op,
+                             lt::file_index_t file = lt::file_index_t{-1}) {
     lt::storage_error se;
     se.ec = lt::error_code(err, lt::system_category());
     se.operation = op;
@@ -41,13 +42,15 @@ lt::storage_error piece_io(const Target& target, const ImageLayout& layout,
         const auto size = static_cast<std::size_t>(s.size);
         const auto base = layout.device_offset(s.file_index);
         if (!base) {  // BEP 47 pad file: never written, reads as zeros
-            if (!write) std::memset(buf, 0, size);
+            if (!write)
+                std::memset(buf, 0, size);
             buf += size;
             continue;
         }
         const std::uint64_t at = *base + static_cast<std::uint64_t>(s.offset);
         const int err = write ? target.write_at(buf, size, at) : target.read_at(buf, size, at);
-        if (err != 0) return make_error(err, op, s.file_index);
+        if (err != 0)
+            return make_error(err, op, s.file_index);
         buf += size;
     }
     return {};
@@ -58,12 +61,15 @@ struct RawDiskIO::Storage {
             ImageLayout l)
         : files(f), owner(std::move(o)), target(std::move(t)), layout(std::move(l)) {}
 
-    lt::storage_error io(lt::piece_index_t piece, int offset, char* buf, int len, bool write) const {
-        if (!target) return make_error(EBADF, write ? lt::operation_t::file_write : lt::operation_t::file_read);
+    lt::storage_error io(lt::piece_index_t piece, int offset, char* buf, int len,
+                         bool write) const {
+        if (!target)
+            return make_error(EBADF,
+                              write ? lt::operation_t::file_write : lt::operation_t::file_read);
         return piece_io(*target, layout, files, piece, offset, buf, len, write);
     }
 
-    const lt::file_storage& files;   // owned by the torrent that `owner` keeps alive
+    const lt::file_storage& files;  // owned by the torrent that `owner` keeps alive
     std::shared_ptr<void> owner;
     std::shared_ptr<Target> target;  // null when the torrent had no binding
     ImageLayout layout;
@@ -71,7 +77,7 @@ struct RawDiskIO::Storage {
 
 // One I/O thread with a FIFO queue.
 class RawDiskIO::Worker {
-public:
+  public:
     Worker() : thread_([this] { run(); }) {}
     ~Worker() { stop(); }
 
@@ -88,16 +94,18 @@ public:
         {
             std::lock_guard lock(mutex_);
             if (stopping_) {
-                if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+                if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id())
+                    thread_.join();
                 return;
             }
             stopping_ = true;
         }
         cv_.notify_one();
-        if (thread_.joinable()) thread_.join();
+        if (thread_.joinable())
+            thread_.join();
     }
 
-private:
+  private:
     void run() {
         std::vector<char> scratch;
         for (;;) {
@@ -105,7 +113,8 @@ private:
             {
                 std::unique_lock lock(mutex_);
                 cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-                if (queue_.empty()) return;
+                if (queue_.empty())
+                    return;
                 job = std::move(queue_.front());
                 queue_.pop_front();
             }
@@ -125,13 +134,15 @@ RawDiskIO::RawDiskIO(lt::io_context& ioc, const lt::settings_interface& settings
       settings_(settings),
       max_queued_bytes_(settings.get_int(lt::settings_pack::max_queued_disk_bytes)) {
     threads = std::max(1, threads);
-    for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>());
+    for (int i = 0; i < threads; ++i)
+        workers_.push_back(std::make_unique<Worker>());
 }
 
 RawDiskIO::~RawDiskIO() {
     abort(true);
     std::lock_guard lock(buffers_mutex_);
-    for (char* b : free_buffers_) std::free(b);
+    for (char* b : free_buffers_)
+        std::free(b);
 }
 
 void RawDiskIO::bind(std::shared_ptr<Target> target, ImageLayout layout) {
@@ -149,7 +160,8 @@ lt::storage_holder RawDiskIO::new_torrent(lt::storage_params const& p,
         target = std::move(it->second.front().target);
         layout = std::move(it->second.front().layout);
         it->second.pop_front();
-        if (it->second.empty()) bindings_.erase(it);
+        if (it->second.empty())
+            bindings_.erase(it);
     }
     auto st = std::make_shared<Storage>(p.files, torrent, std::move(target), std::move(layout));
     lt::storage_index_t idx;
@@ -183,7 +195,8 @@ RawDiskIO::Worker& RawDiskIO::worker_for(lt::storage_index_t storage, lt::piece_
 }
 
 RawDiskIO::Worker& RawDiskIO::any_worker(lt::storage_index_t storage) {
-    return *workers_[static_cast<std::size_t>(static_cast<std::uint32_t>(storage)) % workers_.size()];
+    return *workers_[static_cast<std::size_t>(static_cast<std::uint32_t>(storage)) %
+                     workers_.size()];
 }
 
 char* RawDiskIO::allocate_buffer() {
@@ -199,7 +212,8 @@ char* RawDiskIO::allocate_buffer() {
 }
 
 void RawDiskIO::free_disk_buffer(char* b) {
-    if (!b) return;
+    if (!b)
+        return;
     std::lock_guard lock(buffers_mutex_);
     // Keep a bounded pool; beyond it, give memory back.
     if (free_buffers_.size() < 4096)
@@ -245,7 +259,8 @@ bool RawDiskIO::async_write(lt::storage_index_t idx, lt::peer_request const& r, 
                             lt::disk_job_flags_t) {
     auto st = storage(idx);
     if (r.length <= 0 || r.length > kBlock || r.start < 0) {
-        lt::post(ioc_, [h = std::move(handler)] { h(make_error(EINVAL, lt::operation_t::file_write)); });
+        lt::post(ioc_,
+                 [h = std::move(handler)] { h(make_error(EINVAL, lt::operation_t::file_write)); });
         return false;
     }
     char* copy = allocate_buffer();
@@ -258,17 +273,19 @@ bool RawDiskIO::async_write(lt::storage_index_t idx, lt::peer_request const& r, 
     std::memcpy(copy, buf, static_cast<std::size_t>(r.length));
     const std::int64_t queued = queued_write_bytes_.fetch_add(r.length) + r.length;
 
-    worker_for(idx, r.piece).push([this, st = std::move(st), r, copy, h = std::move(handler)]() mutable {
-        lt::storage_error se = st->io(r.piece, r.start, copy, r.length, true);
-        free_disk_buffer(copy);
-        lt::post(ioc_, [h = std::move(h), se] { h(se); });
-        write_done(r.length);
-    });
+    worker_for(idx, r.piece)
+        .push([this, st = std::move(st), r, copy, h = std::move(handler)]() mutable {
+            lt::storage_error se = st->io(r.piece, r.start, copy, r.length, true);
+            free_disk_buffer(copy);
+            lt::post(ioc_, [h = std::move(h), se] { h(se); });
+            write_done(r.length);
+        });
 
     if (queued > max_queued_bytes_.load()) {
         std::lock_guard lock(observers_mutex_);
         exceeded_ = true;
-        if (o) observers_.push_back(o);
+        if (o)
+            observers_.push_back(o);
         return true;
     }
     return false;
@@ -276,81 +293,91 @@ bool RawDiskIO::async_write(lt::storage_index_t idx, lt::peer_request const& r, 
 
 void RawDiskIO::write_done(int bytes) {
     const std::int64_t left = queued_write_bytes_.fetch_sub(bytes) - bytes;
-    if (!exceeded_.load() || left > max_queued_bytes_.load() / 2) return;
+    if (!exceeded_.load() || left > max_queued_bytes_.load() / 2)
+        return;
     std::vector<std::weak_ptr<lt::disk_observer>> wake;
     {
         std::lock_guard lock(observers_mutex_);
-        if (!exceeded_) return;
+        if (!exceeded_)
+            return;
         exceeded_ = false;
         wake.swap(observers_);
     }
     lt::post(ioc_, [wake = std::move(wake)] {
         for (auto& w : wake)
-            if (auto o = w.lock()) o->on_disk();
+            if (auto o = w.lock())
+                o->on_disk();
     });
 }
 
 void RawDiskIO::async_hash(
     lt::storage_index_t idx, lt::piece_index_t piece, lt::span<lt::sha256_hash> v2,
     lt::disk_job_flags_t flags,
-    std::function<void(lt::piece_index_t, lt::sha1_hash const&, lt::storage_error const&)> handler) {
+    std::function<void(lt::piece_index_t, lt::sha1_hash const&, lt::storage_error const&)>
+        handler) {
     auto st = storage(idx);
-    worker_for(idx, piece).push([this, st = std::move(st), piece, v2, flags, h = std::move(handler)]() mutable {
-        const lt::file_storage& fs = st->files;
-        const int size = fs.piece_size(piece);
-        const bool want_v1 = bool(flags & lt::disk_interface::v1_hash);
-        const int size2 = v2.empty() ? 0 : fs.piece_size2(piece);
-        thread_local std::vector<char> chunk;
-        chunk.resize(kHashChunk);
+    worker_for(idx, piece)
+        .push([this, st = std::move(st), piece, v2, flags, h = std::move(handler)]() mutable {
+            const lt::file_storage& fs = st->files;
+            const int size = fs.piece_size(piece);
+            const bool want_v1 = bool(flags & lt::disk_interface::v1_hash);
+            const int size2 = v2.empty() ? 0 : fs.piece_size2(piece);
+            thread_local std::vector<char> chunk;
+            chunk.resize(kHashChunk);
 
-        lt::hasher h1;
-        lt::hasher256 h2;
-        int block = 0;       // index of the v2 block being hashed
-        int in_block = 0;    // bytes of it hashed so far
-        lt::storage_error se;
-        const int limit = want_v1 ? size : size2;
-        for (int pos = 0; pos < limit;) {
-            const int n = std::min<int>(static_cast<int>(kHashChunk), limit - pos);
-            se = st->io(piece, pos, chunk.data(), n, false);
-            if (se.ec) break;
-            if (want_v1) h1.update({chunk.data(), n});
-            // v2 block hashes cover only the file's data in this piece.
-            for (int off = 0; !v2.empty() && pos + off < size2 && off < n;) {
-                const int take = std::min({kBlock - in_block, n - off, size2 - (pos + off)});
-                h2.update({chunk.data() + off, take});
-                off += take;
-                in_block += take;
-                if (in_block == kBlock || pos + off == size2) {
-                    v2[block++] = h2.final();
-                    h2.reset();
-                    in_block = 0;
+            lt::hasher h1;
+            lt::hasher256 h2;
+            int block = 0;     // index of the v2 block being hashed
+            int in_block = 0;  // bytes of it hashed so far
+            lt::storage_error se;
+            const int limit = want_v1 ? size : size2;
+            for (int pos = 0; pos < limit;) {
+                const int n = std::min<int>(static_cast<int>(kHashChunk), limit - pos);
+                se = st->io(piece, pos, chunk.data(), n, false);
+                if (se.ec)
+                    break;
+                if (want_v1)
+                    h1.update({chunk.data(), n});
+                // v2 block hashes cover only the file's data in this piece.
+                for (int off = 0; !v2.empty() && pos + off < size2 && off < n;) {
+                    const int take = std::min({kBlock - in_block, n - off, size2 - (pos + off)});
+                    h2.update({chunk.data() + off, take});
+                    off += take;
+                    in_block += take;
+                    if (in_block == kBlock || pos + off == size2) {
+                        v2[block++] = h2.final();
+                        h2.reset();
+                        in_block = 0;
+                    }
                 }
+                pos += n;
             }
-            pos += n;
-        }
-        const lt::sha1_hash digest = (want_v1 && !se.ec) ? h1.final() : lt::sha1_hash{};
-        lt::post(ioc_, [h = std::move(h), piece, digest, se] { h(piece, digest, se); });
-    });
+            const lt::sha1_hash digest = (want_v1 && !se.ec) ? h1.final() : lt::sha1_hash{};
+            lt::post(ioc_, [h = std::move(h), piece, digest, se] { h(piece, digest, se); });
+        });
 }
 
 void RawDiskIO::async_hash2(
     lt::storage_index_t idx, lt::piece_index_t piece, int offset, lt::disk_job_flags_t,
-    std::function<void(lt::piece_index_t, lt::sha256_hash const&, lt::storage_error const&)> handler) {
+    std::function<void(lt::piece_index_t, lt::sha256_hash const&, lt::storage_error const&)>
+        handler) {
     auto st = storage(idx);
-    worker_for(idx, piece).push([this, st = std::move(st), piece, offset, h = std::move(handler)]() mutable {
-        const int size2 = st->files.piece_size2(piece);
-        const int len = std::min(kBlock, size2 - offset);
-        lt::storage_error se;
-        lt::sha256_hash digest;
-        if (len <= 0) {
-            se = make_error(EINVAL, lt::operation_t::file_read);
-        } else {
-            char buf[kBlock];
-            se = st->io(piece, offset, buf, len, false);
-            if (!se.ec) digest = lt::hasher256(buf, len).final();
-        }
-        lt::post(ioc_, [h = std::move(h), piece, digest, se] { h(piece, digest, se); });
-    });
+    worker_for(idx, piece)
+        .push([this, st = std::move(st), piece, offset, h = std::move(handler)]() mutable {
+            const int size2 = st->files.piece_size2(piece);
+            const int len = std::min(kBlock, size2 - offset);
+            lt::storage_error se;
+            lt::sha256_hash digest;
+            if (len <= 0) {
+                se = make_error(EINVAL, lt::operation_t::file_read);
+            } else {
+                char buf[kBlock];
+                se = st->io(piece, offset, buf, len, false);
+                if (!se.ec)
+                    digest = lt::hasher256(buf, len).final();
+            }
+            lt::post(ioc_, [h = std::move(h), piece, digest, se] { h(piece, digest, se); });
+        });
 }
 
 void RawDiskIO::async_move_storage(
@@ -368,9 +395,10 @@ void RawDiskIO::async_release_files(lt::storage_index_t idx, std::function<void(
     async_stop_torrent(idx, std::move(handler));
 }
 
-void RawDiskIO::async_check_files(lt::storage_index_t idx, lt::add_torrent_params const*,
-                                  lt::aux::vector<std::string, lt::file_index_t>,
-                                  std::function<void(lt::status_t, lt::storage_error const&)> handler) {
+void RawDiskIO::async_check_files(
+    lt::storage_index_t idx, lt::add_torrent_params const*,
+    lt::aux::vector<std::string, lt::file_index_t>,
+    std::function<void(lt::status_t, lt::storage_error const&)> handler) {
     // The Engine validated the target before adding the torrent; resume data
     // (have_pieces) is trusted as libtorrent passes it: no_error keeps it.
     auto st = storage(idx);
@@ -387,14 +415,16 @@ void RawDiskIO::async_check_files(lt::storage_index_t idx, lt::add_torrent_param
 }
 
 void RawDiskIO::async_stop_torrent(lt::storage_index_t, std::function<void()> handler) {
-    if (!handler) return;
+    if (!handler)
+        return;
     // A barrier over every worker: when the last one reaches it, all work
     // queued before this call is done.
     auto remaining = std::make_shared<std::atomic<int>>(static_cast<int>(workers_.size()));
     auto h = std::make_shared<std::function<void()>>(std::move(handler));
     for (auto& w : workers_) {
         w->push([this, remaining, h] {
-            if (remaining->fetch_sub(1) == 1) lt::post(ioc_, [h] { (*h)(); });
+            if (remaining->fetch_sub(1) == 1)
+                lt::post(ioc_, [h] { (*h)(); });
         });
     }
 }
@@ -436,10 +466,13 @@ void RawDiskIO::async_clear_piece(lt::storage_index_t idx, lt::piece_index_t ind
 
 void RawDiskIO::update_stats_counters(lt::counters&) const {}
 
-std::vector<lt::open_file_state> RawDiskIO::get_status(lt::storage_index_t) const { return {}; }
+std::vector<lt::open_file_state> RawDiskIO::get_status(lt::storage_index_t) const {
+    return {};
+}
 
 void RawDiskIO::abort(bool) {
-    for (auto& w : workers_) w->stop();
+    for (auto& w : workers_)
+        w->stop();
 }
 
 void RawDiskIO::submit_jobs() {}

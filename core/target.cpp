@@ -14,7 +14,9 @@
 namespace ezio {
 namespace {
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
 
 }  // namespace
 
@@ -24,11 +26,12 @@ Target::Target(std::string path, int fd, bool block_device, std::uint64_t size)
 Target::~Target() {
     // Nothing useful can be done about a close() failure here: every write
     // was already checked and flushed through flush() by the job.
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0)
+        ::close(fd_);
 }
 
 std::shared_ptr<Target> Target::open(const std::string& path, Access access, bool allow_file) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
         const int err = errno;
         if (!(err == ENOENT && allow_file && access == Access::ReadWrite))
@@ -39,8 +42,9 @@ std::shared_ptr<Target> Target::open(const std::string& path, Access access, boo
     if (!block && !S_ISREG(st.st_mode))
         throw Error(Errc::InvalidTarget, path + " is neither a block device nor a regular file");
     if (!block && !allow_file)
-        throw Error(Errc::InvalidTarget,
-                    path + " is a regular file, not a block device (use the file option for image files)");
+        throw Error(
+            Errc::InvalidTarget,
+            path + " is a regular file, not a block device (use the file option for image files)");
 
     int flags = O_CLOEXEC;
     if (access == Access::ReadWrite) {
@@ -53,9 +57,11 @@ std::shared_ptr<Target> Target::open(const std::string& path, Access access, boo
     if (fd < 0) {
         const int err = errno;
         if (err == EBUSY)
-            throw Error(Errc::TargetBusy, path + " is in use (mounted, or opened exclusively by another program)");
+            throw Error(Errc::TargetBusy,
+                        path + " is in use (mounted, or opened exclusively by another program)");
         if (err == EROFS || err == EACCES)
-            throw Error(Errc::InvalidTarget, path + " cannot be opened for writing: " + errno_text(err));
+            throw Error(Errc::InvalidTarget,
+                        path + " cannot be opened for writing: " + errno_text(err));
         throw Error(Errc::InvalidTarget, path + ": " + errno_text(err));
     }
     auto target = std::shared_ptr<Target>(new Target(path, fd, block, 0));
@@ -63,26 +69,33 @@ std::shared_ptr<Target> Target::open(const std::string& path, Access access, boo
     if (block) {
         std::uint64_t bytes = 0;
         if (::ioctl(fd, BLKGETSIZE64, &bytes) != 0)
-            throw Error(Errc::InvalidTarget, path + ": cannot read device size: " + errno_text(errno));
+            throw Error(Errc::InvalidTarget,
+                        path + ": cannot read device size: " + errno_text(errno));
         target->size_ = bytes;
         if (access == Access::ReadWrite) {
             int ro = 0;
             if (::ioctl(fd, BLKROGET, &ro) != 0)
-                throw Error(Errc::InvalidTarget, path + ": cannot query read-only flag: " + errno_text(errno));
-            if (ro) throw Error(Errc::InvalidTarget, path + " is a read-only device");
+                throw Error(Errc::InvalidTarget,
+                            path + ": cannot query read-only flag: " + errno_text(errno));
+            if (ro)
+                throw Error(Errc::InvalidTarget, path + " is a read-only device");
         }
     } else {
-        struct stat fst{};
-        if (::fstat(fd, &fst) != 0) throw Error(Errc::InvalidTarget, path + ": " + errno_text(errno));
+        struct stat fst {};
+        if (::fstat(fd, &fst) != 0)
+            throw Error(Errc::InvalidTarget, path + ": " + errno_text(errno));
         target->size_ = static_cast<std::uint64_t>(fst.st_size);
     }
     return target;
 }
 
 int Target::ensure_size(std::uint64_t size) {
-    if (size <= size_) return 0;
-    if (block_device_) return ENOSPC;
-    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) return errno;
+    if (size <= size_)
+        return 0;
+    if (block_device_)
+        return ENOSPC;
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
+        return errno;
     size_ = size;
     return 0;
 }
@@ -91,10 +104,12 @@ int Target::read_at(char* buf, std::size_t len, std::uint64_t offset) const {
     while (len > 0) {
         const ssize_t n = ::pread(fd_, buf, len, static_cast<off_t>(offset));
         if (n < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             return errno;
         }
-        if (n == 0) return EIO;  // the device ended before the extent did
+        if (n == 0)
+            return EIO;  // the device ended before the extent did
         buf += n;
         len -= static_cast<std::size_t>(n);
         offset += static_cast<std::uint64_t>(n);
@@ -106,10 +121,12 @@ int Target::write_at(const char* buf, std::size_t len, std::uint64_t offset) con
     while (len > 0) {
         const ssize_t n = ::pwrite(fd_, buf, len, static_cast<off_t>(offset));
         if (n < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             return errno;
         }
-        if (n == 0) return ENOSPC;
+        if (n == 0)
+            return ENOSPC;
         buf += n;
         len -= static_cast<std::size_t>(n);
         offset += static_cast<std::uint64_t>(n);
@@ -119,7 +136,8 @@ int Target::write_at(const char* buf, std::size_t len, std::uint64_t offset) con
 
 int Target::flush() const {
     while (::fdatasync(fd_) != 0) {
-        if (errno != EINTR) return errno;
+        if (errno != EINTR)
+            return errno;
     }
     return 0;
 }

@@ -14,7 +14,7 @@
 namespace ezio {
 
 class Target {
-public:
+  public:
     enum class Access { ReadOnly, ReadWrite };
 
     // Opens `path`. Block devices are opened O_EXCL when written, so a
@@ -45,7 +45,7 @@ public:
     // fdatasync(); 0 or errno.
     int flush() const;
 
-private:
+  private:
     Target(std::string path, int fd, bool block_device, std::uint64_t size);
     std::string path_;
     int fd_;

@@ -14,7 +14,8 @@ using ezio::ImageLayout;
 
 lt::file_storage files(std::initializer_list<std::pair<std::string, std::int64_t>> list) {
     lt::file_storage fs;
-    for (const auto& [name, size] : list) fs.add_file(name, size);
+    for (const auto& [name, size] : list)
+        fs.add_file(name, size);
     fs.set_piece_length(16384);
     fs.set_num_pieces(static_cast<int>((fs.total_size() + 16383) / 16384));
     return fs;
@@ -33,7 +34,8 @@ TEST(ParseHexOffset, AcceptsAnyWidthThatFits64Bits) {
     EXPECT_EQ(ezio::parse_hex_offset("00000000000000000000000000020000"), 0x20000u);
     EXPECT_EQ(ezio::parse_hex_offset("0"), 0u);
     EXPECT_EQ(ezio::parse_hex_offset("ffffffffffffffff"), ~std::uint64_t{0});
-    EXPECT_EQ(ezio::parse_hex_offset("000000000000000000000000FFFFFFFFFFFFFFFF"), ~std::uint64_t{0});
+    EXPECT_EQ(ezio::parse_hex_offset("000000000000000000000000FFFFFFFFFFFFFFFF"),
+              ~std::uint64_t{0});
     EXPECT_EQ(ezio::parse_hex_offset("AbC"), 0xabcu);
 }
 
@@ -115,7 +117,8 @@ TEST(ImageLayout, RejectsOverflowingExtent) {
 
 TEST(ImageLayout, RejectsTooManyFiles) {
     lt::file_storage fs;
-    for (int i = 0; i < 20; ++i) fs.add_file("sda1/" + std::to_string(i * 100), 1);
+    for (int i = 0; i < 20; ++i)
+        fs.add_file("sda1/" + std::to_string(i * 100), 1);
     fs.set_piece_length(16384);
     fs.set_num_pieces(1);
     ezio::LayoutLimits limits;

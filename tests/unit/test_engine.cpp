@@ -1,0 +1,229 @@
+// Engine end to end on regular files over 127.0.0.1: one seeder, two
+// receivers, all in this process with their own sessions. Targets are
+// pre-filled with a pattern that must survive outside the extents.
+#include <gtest/gtest.h>
+#include <poll.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <libtorrent/bencode.hpp>
+#include <libtorrent/create_torrent.hpp>
+
+#include "engine.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Extent {
+    std::uint64_t offset;
+    std::uint64_t length;
+};
+
+class Recorder : public ezio::EngineObserver {
+  public:
+    void job_added(const ezio::JobStatus& s) override { last[s.id] = s; }
+    void job_changed(const ezio::JobStatus& s) override {
+        last[s.id] = s;
+        states[s.id].push_back(s.state);
+    }
+    void job_finished(const ezio::JobStatus& s, bool ok, const std::string& msg) override {
+        last[s.id] = s;
+        finished[s.id] = {ok, msg};
+    }
+    std::map<ezio::JobId, ezio::JobStatus> last;
+    std::map<ezio::JobId, std::vector<ezio::JobState>> states;
+    std::map<ezio::JobId, std::pair<bool, std::string>> finished;
+};
+
+class TempDir {
+  public:
+    TempDir() {
+        char tmpl[] = "/tmp/ezio-test-XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~TempDir() { fs::remove_all(path); }
+    fs::path path;
+};
+
+std::vector<char> read_all(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void write_all(const fs::path& p, const std::vector<char>& data) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+}
+
+// Writes each extent of `image` as a file named by its hex offset and
+// builds a torrent over them with libtorrent's own create_torrent.
+std::vector<char> make_torrent(const fs::path& dir, const std::vector<char>& image,
+                               const std::vector<Extent>& extents, int piece_size, bool v1_only) {
+    fs::create_directories(dir / "sda1");
+    for (const auto& e : extents) {
+        char name[40];
+        std::snprintf(name, sizeof name, "%032llx", static_cast<unsigned long long>(e.offset));
+        write_all(dir / "sda1" / name,
+                  std::vector<char>(image.begin() + static_cast<long>(e.offset),
+                                    image.begin() + static_cast<long>(e.offset + e.length)));
+    }
+    lt::file_storage files;
+    lt::add_files(files, (dir / "sda1").string());
+    lt::create_torrent ct(files, piece_size,
+                          v1_only ? lt::create_torrent::v1_only : lt::create_flags_t{});
+    lt::set_piece_hashes(ct, dir.string());
+    std::vector<char> out;
+    lt::bencode(std::back_inserter(out), ct.generate());
+    return out;
+}
+
+void run_until(std::vector<ezio::Engine*> engines, const std::function<bool()>& done,
+               std::chrono::seconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < end) {
+        std::vector<pollfd> fds;
+        int timeout = 100;
+        for (auto* e : engines) {
+            fds.push_back({e->event_fd(), POLLIN, 0});
+            timeout = std::min<int>(timeout, static_cast<int>(e->next_timeout().count()));
+        }
+        ::poll(fds.data(), fds.size(), timeout);
+        for (auto* e : engines)
+            e->process();
+    }
+}
+
+ezio::EngineConfig lan_config() {
+    ezio::EngineConfig c;
+    c.listen_interface = "127.0.0.1";
+    c.listen_port = 0;
+    c.local_discovery = false;
+    c.io_threads = 2;
+    return c;
+}
+
+class EngineSwarm : public ::testing::TestWithParam<bool> {};
+
+TEST_P(EngineSwarm, OneSeederTwoReceiversWriteEveryExtentAndNothingElse) {
+    const bool v1_only = GetParam();
+    TempDir tmp;
+    constexpr std::size_t kSize = 6 << 20;
+    std::vector<char> image(kSize);
+    std::mt19937_64 rng(42);
+    for (auto& c : image)
+        c = static_cast<char>(rng());
+    // Uneven extents, unaligned offsets, a 1-byte extent.
+    const std::vector<Extent> extents{
+        {0, 65536}, {0x100000, 300000}, {0x300123, 1}, {0x400000, 2 << 20}};
+    auto torrent = make_torrent(tmp.path / "t", image, extents, 32768, v1_only);
+
+    write_all(tmp.path / "source.img", image);
+    const std::vector<char> pattern(kSize, static_cast<char>(0xA5));
+    write_all(tmp.path / "a.img", pattern);
+    write_all(tmp.path / "b.img", pattern);
+
+    Recorder rs, ra, rb;
+    ezio::Engine seeder(lan_config(), &rs), ea(lan_config(), &ra), eb(lan_config(), &rb);
+    ezio::JobOptions seed_opts;
+    seeder.seed(torrent, (tmp.path / "source.img").string(), seed_opts);
+    run_until(
+        {&seeder}, [&] { return seeder.listen_port() > 0; }, std::chrono::seconds(5));
+    ASSERT_GT(seeder.listen_port(), 0);
+
+    ezio::JobOptions opts;
+    opts.peers = {"127.0.0.1:" + std::to_string(seeder.listen_port())};
+    opts.verify = true;
+    const auto ja = ea.deploy(torrent, (tmp.path / "a.img").string(), opts, true);
+    const auto jb = eb.deploy(torrent, (tmp.path / "b.img").string(), opts, true);
+
+    run_until(
+        {&seeder, &ea, &eb}, [&] { return ra.finished.count(ja) && rb.finished.count(jb); },
+        std::chrono::seconds(60));
+    ASSERT_TRUE(ra.finished.count(ja)) << "receiver A did not finish";
+    ASSERT_TRUE(rb.finished.count(jb)) << "receiver B did not finish";
+    EXPECT_TRUE(ra.finished[ja].first) << ra.finished[ja].second;
+    EXPECT_TRUE(rb.finished[jb].first) << rb.finished[jb].second;
+    EXPECT_EQ(ea.status(ja)->state, ezio::JobState::Completed);
+    EXPECT_EQ(ea.status(ja)->bytes_done, ea.status(ja)->bytes_total);
+
+    for (const char* name : {"a.img", "b.img"}) {
+        auto got = read_all(tmp.path / name);
+        ASSERT_EQ(got.size(), kSize);
+        std::vector<bool> covered(kSize, false);
+        for (const auto& e : extents)
+            for (std::uint64_t i = e.offset; i < e.offset + e.length; ++i)
+                covered[i] = true;
+        std::size_t wrong_inside = 0, wrong_outside = 0;
+        for (std::size_t i = 0; i < kSize; ++i) {
+            if (covered[i] && got[i] != image[i])
+                ++wrong_inside;
+            if (!covered[i] && got[i] != static_cast<char>(0xA5))
+                ++wrong_outside;
+        }
+        EXPECT_EQ(wrong_inside, 0u) << name << ": bytes of the image differ from the source";
+        EXPECT_EQ(wrong_outside, 0u) << name << ": bytes outside the extents were touched";
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Torrents, EngineSwarm, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "V1" : "Hybrid"; });
+
+TEST(Engine, RefusesBadInputBeforeWritingAnything) {
+    TempDir tmp;
+    Recorder r;
+    ezio::Engine e(lan_config(), &r);
+    std::vector<char> image(1 << 20, 'x');
+    auto torrent = make_torrent(tmp.path / "t", image, {{0, 1 << 20}}, 32768, true);
+    const std::string garbage = "d4:spam";
+    auto code = [&](auto fn) {
+        try {
+            fn();
+        } catch (const ezio::Error& err) {
+            return err.code();
+        }
+        return ezio::Errc::Failed;
+    };
+    ezio::JobOptions none;
+    EXPECT_EQ(code([&] { e.deploy(garbage, (tmp.path / "x").string(), none, true); }),
+              ezio::Errc::InvalidTorrent);
+    EXPECT_EQ(code([&] { e.deploy(torrent, "/nonexistent/dir/x", none, false); }),
+              ezio::Errc::InvalidTarget);
+    // A regular file is refused unless the caller says it is meant.
+    write_all(tmp.path / "small.img", std::vector<char>(100, 'a'));
+    EXPECT_EQ(code([&] { e.deploy(torrent, (tmp.path / "small.img").string(), none, false); }),
+              ezio::Errc::InvalidTarget);
+    ezio::JobOptions bad_peer;
+    bad_peer.peers = {"127.0.0.1"};
+    EXPECT_EQ(code([&] { e.deploy(torrent, (tmp.path / "y").string(), bad_peer, true); }),
+              ezio::Errc::InvalidArgs);
+    EXPECT_TRUE(e.jobs().empty());
+    EXPECT_FALSE(fs::exists(tmp.path / "y")) << "a refused deploy created its target";
+    EXPECT_EQ(read_all(tmp.path / "small.img"), std::vector<char>(100, 'a'));
+    EXPECT_EQ(code([&] { e.pause(99); }), ezio::Errc::NotFound);
+}
+
+TEST(Engine, CancelStopsAJobAndKeepsItsRecord) {
+    TempDir tmp;
+    Recorder r;
+    ezio::Engine e(lan_config(), &r);
+    std::vector<char> image(1 << 20, 'x');
+    auto torrent = make_torrent(tmp.path / "t", image, {{0, 1 << 20}}, 32768, true);
+    ezio::JobOptions none;
+    const auto id = e.deploy(torrent, (tmp.path / "out.img").string(), none, true);
+    e.pause(id);
+    EXPECT_EQ(e.status(id)->state, ezio::JobState::Paused);
+    e.resume(id);
+    e.cancel(id);
+    EXPECT_EQ(e.status(id)->state, ezio::JobState::Cancelled);
+    EXPECT_TRUE(r.finished.count(id));
+    EXPECT_FALSE(r.finished[id].first);
+    EXPECT_THROW(e.pause(id), ezio::Error);
+    e.remove(id);
+    EXPECT_FALSE(e.status(id));
+}
+
+}  // namespace
