@@ -3,6 +3,8 @@
 // pre-filled with a pattern that must survive outside the extents.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <filesystem>
@@ -224,6 +226,49 @@ TEST(Engine, CancelStopsAJobAndKeepsItsRecord) {
     EXPECT_THROW(e.pause(id), ezio::Error);
     e.remove(id);
     EXPECT_FALSE(e.status(id));
+}
+
+}  // namespace
+
+namespace {
+
+// A target whose writes start failing part-way must fail its job with the
+// cause, never report it completed.
+TEST(Engine, WriteErrorFailsTheJobWithTheCause) {
+    TempDir tmp;
+    constexpr std::size_t kSize = 4 << 20;
+    std::vector<char> image(kSize);
+    std::mt19937_64 rng(7);
+    for (auto& c : image) c = static_cast<char>(rng());
+    auto torrent = make_torrent(tmp.path / "t", image, {{0, kSize}}, 65536, true);
+    write_all(tmp.path / "source.img", image);
+    write_all(tmp.path / "target.img", std::vector<char>(kSize, 0));
+
+    Recorder rs, rr;
+    ezio::Engine seeder(lan_config(), &rs), receiver(lan_config(), &rr);
+    seeder.seed(torrent, (tmp.path / "source.img").string(), {});
+    run_until({&seeder}, [&] { return seeder.listen_port() > 0; }, std::chrono::seconds(5));
+    ezio::JobOptions opts;
+    opts.peers = {"127.0.0.1:" + std::to_string(seeder.listen_port())};
+
+    rlimit saved{};
+    ::getrlimit(RLIMIT_FSIZE, &saved);
+    auto old = ::signal(SIGXFSZ, SIG_IGN);
+    rlimit r = saved;
+    r.rlim_cur = 1 << 20;  // writes beyond 1 MiB fail with EFBIG
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &r), 0);
+    const auto id = receiver.deploy(torrent, (tmp.path / "target.img").string(), opts, true);
+    run_until({&seeder, &receiver}, [&] { return rr.finished.count(id) > 0; }, std::chrono::seconds(30));
+    ::setrlimit(RLIMIT_FSIZE, &saved);
+    ::signal(SIGXFSZ, old);
+
+    ASSERT_TRUE(rr.finished.count(id)) << "the job neither failed nor completed";
+    EXPECT_FALSE(rr.finished[id].first);
+    auto st = receiver.status(id);
+    EXPECT_EQ(st->state, ezio::JobState::Failed);
+    EXPECT_EQ(st->error_code, ezio::Errc::IoError);
+    EXPECT_NE(st->last_error.find("target.img"), std::string::npos) << st->last_error;
+    EXPECT_NE(st->last_error.find("too large"), std::string::npos) << st->last_error;
 }
 
 }  // namespace
