@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Compare a deployed target with its source, extent by extent.
 
 usage: check_image.py TORRENT SOURCE TARGET [FILL_HEX]

@@ -9,6 +9,9 @@ EZIO_SOURCE_DIR=${EZIO_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." &
 EZIO_BUILD_DIR=${EZIO_BUILD_DIR:-$EZIO_SOURCE_DIR/build}
 EZIOD=$EZIO_BUILD_DIR/daemon/eziod
 EZIOCTL=$EZIO_BUILD_DIR/cli/ezioctl
+# Debian's interpreter: it has python3-libtorrent and python3-dbus, whatever
+# else is first on PATH.
+PY3=/usr/bin/python3
 
 _ezio_cleanups=()
 ezio_on_exit() { _ezio_cleanups+=("$*"); }
@@ -41,14 +44,16 @@ ezio_tmpdir() {
     ezio_on_exit "rm -rf '$EZIO_TMP'"
 }
 
-# ezio_loop SIZE [FILL_BYTE_HEX] -> prints /dev/loopN over a sparse file.
-# With FILL_BYTE_HEX (e.g. a5) the whole device is filled with that byte.
+# ezio_loop VAR SIZE [FILL_BYTE_HEX]: attaches a loop device over a sparse
+# file and stores its path in VAR (not printed: a $(...) subshell would lose
+# the cleanup registration). With FILL_BYTE_HEX (e.g. a5) the whole device is
+# filled with that byte first.
 ezio_loop() {
-    local size=$1 fill=${2:-} file dev
+    local var=$1 size=$2 fill=${3:-} file dev
     file=$(mktemp "$EZIO_TMP/disk.XXXXXX")
     truncate -s "$size" "$file"
     if [ -n "$fill" ]; then
-        python3 - "$file" "$fill" <<'PY'
+        "$PY3" - "$file" "$fill" <<'PY'
 import os, sys
 path, fill = sys.argv[1], bytes([int(sys.argv[2], 16)])
 size = os.path.getsize(path)
@@ -63,7 +68,7 @@ PY
     fi
     dev=$(losetup -f --show "$file")
     ezio_on_exit "losetup -d '$dev'"
-    echo "$dev"
+    printf -v "$var" '%s' "$dev"
 }
 
 # ezio_ext4_with_data DEV MiB: a real ext4 filesystem with MiB of files.
@@ -93,5 +98,5 @@ ezio_partclone() {
 # torrent is equal on SOURCE and TARGET; with FILL, every byte outside the
 # extents on TARGET still holds FILL.
 ezio_check_image() {
-    python3 "$EZIO_SOURCE_DIR/tests/system/check_image.py" "$@"
+    "$PY3" "$EZIO_SOURCE_DIR/tests/system/check_image.py" "$@"
 }

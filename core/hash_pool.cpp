@@ -1,0 +1,132 @@
+#include "hash_pool.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include <libtorrent/hasher.hpp>
+
+namespace ezio {
+namespace {
+
+constexpr std::size_t kBlock = 16 * 1024;  // BEP 52 leaf block size
+
+}  // namespace
+
+lt::sha256_hash merkle_piece_root(const char* data, std::size_t bytes, std::size_t leaves) {
+    std::vector<lt::sha256_hash> level(leaves);  // value-initialised: zero hashes
+    const std::size_t blocks = (bytes + kBlock - 1) / kBlock;
+    for (std::size_t i = 0; i < blocks && i < leaves; ++i) {
+        const std::size_t len = std::min(kBlock, bytes - i * kBlock);
+        level[i] = lt::hasher256(data + i * kBlock, static_cast<int>(len)).final();
+    }
+    for (std::size_t n = leaves; n > 1; n /= 2) {
+        for (std::size_t i = 0; i < n / 2; ++i) {
+            lt::hasher256 h;
+            h.update(level[2 * i]);
+            h.update(level[2 * i + 1]);
+            level[i] = h.final();
+        }
+    }
+    return level.empty() ? lt::sha256_hash{} : level[0];
+}
+
+HashPool::HashPool(int threads, std::size_t buffer_size, std::size_t buffers)
+    : buffer_size_(buffer_size) {
+    threads = std::max(threads, 1);
+    buffers = std::max<std::size_t>(buffers, 1);
+    storage_.reserve(buffers);
+    free_.reserve(buffers);
+    for (std::size_t i = 0; i < buffers; ++i) {
+        // Not value-initialised: zeroing hundreds of MiB the reader is about
+        // to overwrite would cost as much as hashing them.
+        storage_.push_back(std::unique_ptr<char[]>(new char[buffer_size]));
+        free_.push_back(storage_.back().get());
+    }
+    workers_.reserve(static_cast<std::size_t>(threads));
+    try {
+        for (int i = 0; i < threads; ++i)
+            workers_.emplace_back([this] { run(); });
+    } catch (...) {
+        // Thread creation failed part-way: stop the ones that started.
+        {
+            std::lock_guard lock(mutex_);
+            stop_ = true;
+        }
+        work_ready_.notify_all();
+        for (auto& t : workers_)
+            t.join();
+        throw;
+    }
+}
+
+HashPool::~HashPool() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    work_ready_.notify_all();
+    for (auto& t : workers_)
+        t.join();
+}
+
+char* HashPool::acquire() {
+    std::unique_lock lock(mutex_);
+    buffer_free_.wait(lock, [this] { return !free_.empty(); });
+    char* buf = free_.back();
+    free_.pop_back();
+    return buf;
+}
+
+void HashPool::submit(char* buf, const PieceTask& task) {
+    {
+        std::lock_guard lock(mutex_);
+        // Grow the result slots here, under the lock, so workers only ever
+        // write to existing slots.
+        if (task.index >= v1_.size()) {
+            v1_.resize(task.index + 1);
+            v2_.resize(task.index + 1);
+        }
+        queue_.push_back(Job{buf, task});
+        ++in_flight_;
+    }
+    work_ready_.notify_one();
+}
+
+void HashPool::finish() {
+    std::unique_lock lock(mutex_);
+    buffer_free_.wait(lock, [this] { return in_flight_ == 0; });
+}
+
+void HashPool::run() {
+    for (;;) {
+        Job job{};
+        {
+            std::unique_lock lock(mutex_);
+            work_ready_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+            if (stop_)
+                return;
+            job = queue_.front();
+            queue_.pop_front();
+        }
+
+        // The expensive part runs without the lock.
+        const auto& t = job.task;
+        const lt::sha1_hash v1 = lt::hasher(job.buf, static_cast<int>(t.v1_bytes)).final();
+        lt::sha256_hash v2{};
+        if (t.v2_leaves > 0)
+            v2 = merkle_piece_root(job.buf, t.v2_bytes, t.v2_leaves);
+
+        {
+            std::lock_guard lock(mutex_);
+            v1_[t.index] = v1;
+            v2_[t.index] = v2;
+            free_.push_back(job.buf);
+            --in_flight_;
+        }
+        // Both the producer waiting in acquire() and the one in finish() wait
+        // on this; there is only one producer, so notify_one is enough.
+        buffer_free_.notify_one();
+    }
+}
+
+}  // namespace ezio
