@@ -6,20 +6,27 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include <libtorrent/add_torrent_params.hpp>
 #include <libtorrent/alert_types.hpp>
+#include <libtorrent/read_resume_data.hpp>
 #include <libtorrent/session.hpp>
 #include <libtorrent/session_params.hpp>
 #include <libtorrent/settings_pack.hpp>
 #include <libtorrent/torrent_flags.hpp>
 #include <libtorrent/torrent_handle.hpp>
 #include <libtorrent/torrent_status.hpp>
+#include <libtorrent/write_resume_data.hpp>
+#include <nlohmann/json.hpp>
 
+#include "atomic_file.hpp"
 #include "layout.hpp"
 #include "raw_disk_io.hpp"
 #include "target.hpp"
@@ -137,6 +144,77 @@ std::string describe_storage_error(const lt::file_error_alert& a) {
     return op + " failed: " + msg;
 }
 
+// One background thread running jobs in order (resume-data saves: flush the
+// target, then write the file). stop() runs what is queued, then joins.
+class BackgroundQueue {
+  public:
+    BackgroundQueue() : thread_([this] { run(); }) {}
+    ~BackgroundQueue() { stop(); }
+    void push(std::function<void()> fn) {
+        {
+            std::lock_guard lock(mutex_);
+            queue_.push_back(std::move(fn));
+        }
+        cv_.notify_one();
+    }
+    void stop() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        cv_.notify_one();
+        if (thread_.joinable())
+            thread_.join();
+    }
+
+  private:
+    void run() {
+        for (;;) {
+            std::function<void()> fn;
+            {
+                std::unique_lock lock(mutex_);
+                cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+                if (queue_.empty())
+                    return;
+                fn = std::move(queue_.front());
+                queue_.pop_front();
+            }
+            fn();
+        }
+    }
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<std::function<void()>> queue_;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
+nlohmann::json options_to_json(const JobOptions& o) {
+    return {{"peers", o.peers},
+            {"verify", o.verify},
+            {"seed_after", o.seed_after},
+            {"max_upload_rate", o.max_upload_rate},
+            {"max_download_rate", o.max_download_rate},
+            {"max_connections", o.max_connections},
+            {"sequential", o.sequential},
+            {"force", o.force},
+            {"seed_verified", o.seed_verified}};
+}
+
+JobOptions options_from_json(const nlohmann::json& j) {
+    JobOptions o;
+    o.peers = j.at("peers").get<std::vector<std::string>>();
+    o.verify = j.at("verify").get<bool>();
+    o.seed_after = j.at("seed_after").get<std::int64_t>();
+    o.max_upload_rate = j.at("max_upload_rate").get<int>();
+    o.max_download_rate = j.at("max_download_rate").get<int>();
+    o.max_connections = j.at("max_connections").get<int>();
+    o.sequential = j.at("sequential").get<bool>();
+    o.force = j.at("force").get<bool>();
+    o.seed_verified = j.at("seed_verified").get<bool>();
+    return o;
+}
+
 }  // namespace
 
 struct Engine::Impl {
@@ -150,6 +228,7 @@ struct Engine::Impl {
         bool dirty = true;
         JobState last_emitted_state = JobState::Queued;
         Clock::time_point last_emit{};
+        bool allow_file = false;
         bool deployed = false;                        // data durable on the target
         std::optional<Clock::time_point> seed_until;  // when seeding after deploy ends
         std::thread finisher;                         // flush + verify
@@ -274,8 +353,41 @@ struct Engine::Impl {
         }
     }
 
+    // Where a job's record lives: STATE/jobs/ID/{job.json,torrent,resume}.
+    std::string job_dir(JobId id) const { return config.state_dir + "/jobs/" + std::to_string(id); }
+
+    void persist(const Job& j, std::span<const char> torrent_bytes) {
+        if (config.state_dir.empty())
+            return;
+        const std::string dir = job_dir(j.status.id);
+        make_directories(dir);
+        const nlohmann::json record = {{"id", j.status.id},
+                                       {"operation", to_string(j.status.operation)},
+                                       {"target", j.status.target},
+                                       {"allow_file", j.allow_file},
+                                       {"start_time", j.status.start_time},
+                                       {"options", options_to_json(j.options)}};
+        const std::string text = record.dump(2) + "\n";
+        write_file_atomic(dir + "/torrent", torrent_bytes);
+        write_file_atomic(dir + "/job.json", text);
+    }
+
+    void forget(JobId id) {
+        if (config.state_dir.empty())
+            return;
+        std::error_code ec;
+        std::filesystem::remove_all(job_dir(id), ec);
+        if (ec && observer) {
+            if (auto it = jobs.find(id); it != jobs.end())
+                observer->job_log(it->second->status,
+                                  "cannot remove saved state " + job_dir(id) + ": " + ec.message());
+        }
+    }
+
+    // `fixed_id` and `resume` are set when a saved job comes back.
     JobId add(Operation op, std::span<const char> bytes, const std::string& path,
-              const JobOptions& options, bool allow_file) {
+              const JobOptions& options, bool allow_file, std::optional<JobId> fixed_id = {},
+              const std::vector<char>* resume = nullptr, std::uint64_t start_time = 0) {
         ImageTorrent t = load_image_torrent(bytes);
         if (options.max_connections < 0 || options.max_upload_rate < 0 ||
             options.max_download_rate < 0)
@@ -300,8 +412,22 @@ struct Engine::Impl {
         }
         t.layout.check_fits(target->size(), path);
 
+        lt::add_torrent_params atp;
+        if (resume && !resume->empty()) {
+            lt::error_code ec;
+            atp = lt::read_resume_data(*resume, ec);
+            if (ec)
+                atp = lt::add_torrent_params{};  // unreadable: start over, nothing trusted
+            // Blocks of unfinished pieces may not have reached the disk: fetch
+            // those pieces again rather than trust them.
+            atp.unfinished_pieces.clear();
+            atp.verified_pieces.clear();
+            atp.flags &= ~lt::torrent_flags::seed_mode;
+        }
+
         auto j = std::make_unique<Job>();
-        const JobId id = next_id++;
+        const JobId id = fixed_id ? *fixed_id : next_id;
+        next_id = std::max(next_id, id + 1);
         j->status.id = id;
         j->status.operation = op;
         j->status.state = JobState::Queued;
@@ -309,10 +435,10 @@ struct Engine::Impl {
         j->status.name = t.info->name();
         j->status.info_hash = hex_info_hash(*t.info);
         j->status.bytes_total = t.layout.data_bytes();
-        j->status.start_time = now_us();
+        j->status.start_time = start_time ? start_time : now_us();
         j->options = options;
+        j->allow_file = allow_file;
 
-        lt::add_torrent_params atp;
         atp.ti = std::make_shared<lt::torrent_info>(*t.info);
         atp.save_path = target->path();
         atp.flags &= ~(lt::torrent_flags::auto_managed | lt::torrent_flags::paused);
@@ -328,17 +454,24 @@ struct Engine::Impl {
         if (op == Operation::Seed) {
             if (options.seed_verified) {
                 // A known-good source: every piece is there, nothing rehashed.
+                atp.have_pieces.clear();
                 atp.have_pieces.resize(t.info->num_pieces(), true);
             } else {
+                atp.have_pieces.clear();
                 atp.flags |= lt::torrent_flags::seed_mode;
             }
         }
 
+        if (!fixed_id)
+            persist(*j, bytes);
         disk->bind(target, t.layout);
         lt::error_code ec;
         j->handle = session->add_torrent(std::move(atp), ec);
-        if (ec)
+        if (ec) {
+            disk->unbind(target.get());
+            forget(id);
             throw Error(Errc::Failed, "cannot start the torrent: " + ec.message());
+        }
         j->in_session = true;
         j->torrent = std::move(t);
         j->target = std::move(target);
@@ -348,6 +481,118 @@ struct Engine::Impl {
         if (observer)
             observer->job_added(snapshot);
         return id;
+    }
+
+    // A job that could not come back after a restart: shown as Failed.
+    void add_failed(JobId id, Operation op, const std::string& target, const std::string& why) {
+        auto j = std::make_unique<Job>();
+        j->status.id = id;
+        j->status.operation = op;
+        j->status.target = target;
+        j->status.state = JobState::Failed;
+        j->status.last_error = why;
+        j->status.start_time = now_us();
+        next_id = std::max(next_id, id + 1);
+        const JobStatus snapshot = j->status;
+        jobs.emplace(id, std::move(j));
+        forget(id);
+        if (observer) {
+            observer->job_added(snapshot);
+            observer->job_finished(snapshot, false, why);
+        }
+    }
+
+    std::vector<JobId> restore() {
+        std::vector<JobId> out;
+        if (config.state_dir.empty())
+            return out;
+        const std::filesystem::path root = config.state_dir + "/jobs";
+        std::error_code ec;
+        if (!std::filesystem::is_directory(root, ec))
+            return out;
+        std::vector<JobId> ids;
+        for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+            const std::string name = entry.path().filename().string();
+            if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos ||
+                name.size() > 9)
+                continue;
+            ids.push_back(static_cast<JobId>(std::stoul(name)));
+        }
+        std::sort(ids.begin(), ids.end());
+        for (JobId id : ids) {
+            const std::string dir = job_dir(id);
+            Operation op = Operation::Deploy;
+            std::string target;
+            try {
+                const auto text = read_file(dir + "/job.json", 1 << 20);
+                const auto record = nlohmann::json::parse(text.begin(), text.end());
+                op = record.at("operation").get<std::string>() == "seed" ? Operation::Seed
+                                                                         : Operation::Deploy;
+                target = record.at("target").get<std::string>();
+                const bool allow_file = record.at("allow_file").get<bool>();
+                const auto start = record.at("start_time").get<std::uint64_t>();
+                const JobOptions options = options_from_json(record.at("options"));
+                const auto torrent = read_file(dir + "/torrent");
+                std::vector<char> resume;
+                try {
+                    resume = read_file(dir + "/resume");
+                } catch (const Error& e) {
+                    if (e.code() != Errc::NotFound)
+                        throw;
+                }
+                out.push_back(add(op, torrent, target, options, allow_file, id, &resume, start));
+            } catch (const std::exception& e) {
+                add_failed(id, op, target, std::string("cannot resume after restart: ") + e.what());
+            }
+        }
+        return out;
+    }
+
+    // Asks libtorrent for resume data of every unfinished deploy; the answer
+    // arrives as save_resume_data_alert.
+    void request_resume_data() {
+        for (auto& [id, j] : jobs) {
+            if (j->in_session && j->status.operation == Operation::Deploy && !j->deployed) {
+                j->handle.save_resume_data(lt::torrent_handle::only_if_modified);
+                ++resume_outstanding;
+            }
+        }
+    }
+
+    // Resume data lists pieces that passed their hash before it was taken;
+    // flushing the target before writing the file makes that list true on
+    // the disk, so a crash never leaves a resume file that claims more than
+    // the device holds.
+    void save_resume(Job& j, const lt::add_torrent_params& params, bool now) {
+        if (config.state_dir.empty() || !j.target || j.deployed)
+            return;
+        auto buf = std::make_shared<std::vector<char>>(lt::write_resume_data_buf(params));
+        auto target = j.target;
+        const std::string path = job_dir(j.status.id) + "/resume";
+        const JobId id = j.status.id;
+        auto work = [this, buf, target, path, id, now] {
+            std::string error;
+            if (const int err = target->flush())
+                error = "flushing " + target->path() + " failed: " + std::strerror(err);
+            else {
+                try {
+                    write_file_atomic(path, *buf);
+                } catch (const Error& e) {
+                    error = e.what();
+                }
+            }
+            if (error.empty() || now)
+                return;
+            post([this, id, error] {
+                if (auto it = jobs.find(id);
+                    it != jobs.end() && observer && !is_final(it->second->status.state))
+                    observer->job_log(it->second->status, "saving resume data: " + error);
+            });
+        };
+        if (now)
+            work();
+        else
+            saver.push(std::move(work));
     }
 
     void set_state(Job& j, JobState s) {
@@ -372,6 +617,7 @@ struct Engine::Impl {
     void finish(Job& j, JobState s, bool success, const std::string& message,
                 Errc code = Errc::Failed) {
         leave_session(j);
+        forget(j.status.id);
         j.seed_until.reset();
         set_state(j, s);
         if (!success) {
@@ -458,6 +704,7 @@ struct Engine::Impl {
             return;
         }
         j.deployed = true;
+        forget(j.status.id);  // durable: nothing to resume after a restart
         j.status.bytes_done = j.status.bytes_total;
         j.status.progress = 1.0;
         const std::string msg = std::string("deployed ") + j.status.name + " to " +
@@ -561,6 +808,11 @@ struct Engine::Impl {
                     observer->job_log(j->status,
                                       "piece " + std::to_string(static_cast<int>(hf->piece_index)) +
                                           " failed its hash check; fetching it again");
+            } else if (auto* rd = lt::alert_cast<lt::save_resume_data_alert>(a)) {
+                --resume_outstanding;
+                save_resume(*j, rd->params, shutting_down);
+            } else if (lt::alert_cast<lt::save_resume_data_failed_alert>(a)) {
+                --resume_outstanding;
             } else if (auto* ad = lt::alert_cast<lt::add_torrent_alert>(a)) {
                 if (ad->error)
                     fail(*j, Errc::Failed, "cannot add torrent: " + ad->error.message());
@@ -576,6 +828,10 @@ struct Engine::Impl {
         if (now >= next_update) {
             session->post_torrent_updates();
             next_update = now + kUpdateInterval;
+        }
+        if (!config.state_dir.empty() && now >= next_resume_save) {
+            request_resume_data();
+            next_resume_save = now + std::chrono::seconds(std::max(1, config.resume_save_interval));
         }
         std::vector<lt::alert*> alerts;
         session->pop_alerts(&alerts);
@@ -615,10 +871,29 @@ struct Engine::Impl {
     void shutdown() {
         if (!session)
             return;
+        shutting_down = true;
         for (auto& [id, j] : jobs) {
             j->cancel->store(true);
             if (j->finisher.joinable())
                 j->finisher.join();
+        }
+        // Last resume data, flushed and written before the session goes.
+        saver.stop();
+        if (!config.state_dir.empty()) {
+            resume_outstanding = 0;
+            for (auto& [id, j] : jobs)
+                if (j->in_session && j->status.operation == Operation::Deploy && !j->deployed) {
+                    j->handle.save_resume_data(lt::torrent_handle::flush_disk_cache);
+                    ++resume_outstanding;
+                }
+            const auto deadline = Clock::now() + std::chrono::seconds(20);
+            while (resume_outstanding > 0 && Clock::now() < deadline) {
+                session->wait_for_alert(std::chrono::milliseconds(200));
+                std::vector<lt::alert*> alerts;
+                session->pop_alerts(&alerts);
+                for (lt::alert* a : alerts)
+                    handle(a);
+            }
         }
         session.reset();  // waits for the disk threads to finish queued writes
         disk = nullptr;
@@ -635,6 +910,10 @@ struct Engine::Impl {
     Clock::time_point next_update;
     std::mutex posted_mutex;
     std::vector<std::function<void()>> posted;
+    Clock::time_point next_resume_save = Clock::now() + std::chrono::seconds(5);
+    int resume_outstanding = 0;
+    bool shutting_down = false;
+    BackgroundQueue saver;  // last member: stopped first, before what it uses goes
 };
 
 Engine::Engine(EngineConfig config, EngineObserver* observer)
@@ -725,6 +1004,10 @@ int Engine::listen_port() const {
 
 void Engine::shutdown() {
     impl_->shutdown();
+}
+
+std::vector<JobId> Engine::restore() {
+    return impl_->restore();
 }
 
 }  // namespace ezio

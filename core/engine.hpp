@@ -97,7 +97,8 @@ class EngineObserver {
 struct EngineConfig {
     std::string listen_interface = "0.0.0.0";
     int listen_port = 6881;           // 0 = any free port
-    std::string state_dir;            // resume data; empty = no persistence
+    std::string state_dir;            // jobs and resume data; empty = no persistence
+    int resume_save_interval = 15;    // seconds between periodic resume saves
     int io_threads = 0;               // 0 = number of cores
     bool local_discovery = true;      // BitTorrent Local Service Discovery
     int connections_per_torrent = 0;  // 0 = default
@@ -138,7 +139,15 @@ class Engine {
     // The port libtorrent actually listens on (after binding).
     int listen_port() const;
 
-    // Saves resume data of every job and stops the session; blocks.
+    // Brings back every unfinished job saved in EngineConfig::state_dir (after
+    // a crash, a power cut or a restart) under its old id; pieces that were
+    // durably written are not fetched again. A job that cannot come back
+    // (target gone, state unreadable) appears as Failed with the reason.
+    // Call once, after the observer is ready; returns the restored ids.
+    std::vector<JobId> restore();
+
+    // Saves resume data of every job (after flushing its target) and stops
+    // the session; blocks until done.
     void shutdown();
 
   private:

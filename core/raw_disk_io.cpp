@@ -151,6 +151,19 @@ void RawDiskIO::bind(std::shared_ptr<Target> target, ImageLayout layout) {
     bindings_[path].push_back(Binding{std::move(target), std::move(layout)});
 }
 
+void RawDiskIO::unbind(const Target* target) {
+    std::lock_guard lock(mutex_);
+    auto it = bindings_.find(target->path());
+    if (it == bindings_.end())
+        return;
+    auto& q = it->second;
+    q.erase(std::remove_if(q.begin(), q.end(),
+                           [target](const Binding& b) { return b.target.get() == target; }),
+            q.end());
+    if (q.empty())
+        bindings_.erase(it);
+}
+
 lt::storage_holder RawDiskIO::new_torrent(lt::storage_params const& p,
                                           std::shared_ptr<void> const& torrent) {
     std::lock_guard lock(mutex_);

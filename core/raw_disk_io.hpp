@@ -54,6 +54,8 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
     // add_torrent(); consumed (first in, first out) by new_torrent(), which
     // libtorrent calls in the order torrents were added.
     void bind(std::shared_ptr<Target> target, ImageLayout layout);
+    // Drops a binding that no torrent picked up (add_torrent failed).
+    void unbind(const Target* target);
 
     // Number of disk I/O threads.
     int threads() const { return static_cast<int>(workers_.size()); }

@@ -239,7 +239,8 @@ TEST(Engine, WriteErrorFailsTheJobWithTheCause) {
     constexpr std::size_t kSize = 4 << 20;
     std::vector<char> image(kSize);
     std::mt19937_64 rng(7);
-    for (auto& c : image) c = static_cast<char>(rng());
+    for (auto& c : image)
+        c = static_cast<char>(rng());
     auto torrent = make_torrent(tmp.path / "t", image, {{0, kSize}}, 65536, true);
     write_all(tmp.path / "source.img", image);
     write_all(tmp.path / "target.img", std::vector<char>(kSize, 0));
@@ -247,7 +248,8 @@ TEST(Engine, WriteErrorFailsTheJobWithTheCause) {
     Recorder rs, rr;
     ezio::Engine seeder(lan_config(), &rs), receiver(lan_config(), &rr);
     seeder.seed(torrent, (tmp.path / "source.img").string(), {});
-    run_until({&seeder}, [&] { return seeder.listen_port() > 0; }, std::chrono::seconds(5));
+    run_until(
+        {&seeder}, [&] { return seeder.listen_port() > 0; }, std::chrono::seconds(5));
     ezio::JobOptions opts;
     opts.peers = {"127.0.0.1:" + std::to_string(seeder.listen_port())};
 
@@ -258,7 +260,8 @@ TEST(Engine, WriteErrorFailsTheJobWithTheCause) {
     r.rlim_cur = 1 << 20;  // writes beyond 1 MiB fail with EFBIG
     ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &r), 0);
     const auto id = receiver.deploy(torrent, (tmp.path / "target.img").string(), opts, true);
-    run_until({&seeder, &receiver}, [&] { return rr.finished.count(id) > 0; }, std::chrono::seconds(30));
+    run_until(
+        {&seeder, &receiver}, [&] { return rr.finished.count(id) > 0; }, std::chrono::seconds(30));
     ::setrlimit(RLIMIT_FSIZE, &saved);
     ::signal(SIGXFSZ, old);
 
@@ -269,6 +272,72 @@ TEST(Engine, WriteErrorFailsTheJobWithTheCause) {
     EXPECT_EQ(st->error_code, ezio::Errc::IoError);
     EXPECT_NE(st->last_error.find("target.img"), std::string::npos) << st->last_error;
     EXPECT_NE(st->last_error.find("too large"), std::string::npos) << st->last_error;
+}
+
+}  // namespace
+
+namespace {
+
+// A receiver stopped mid-deploy comes back from its state directory under the
+// same job id, keeps the pieces it had written, and finishes the image.
+TEST(Engine, ResumesAfterRestartWithoutRefetchingDurablePieces) {
+    TempDir tmp;
+    constexpr std::size_t kSize = 8 << 20;
+    std::vector<char> image(kSize);
+    std::mt19937_64 rng(99);
+    for (auto& c : image)
+        c = static_cast<char>(rng());
+    auto torrent = make_torrent(tmp.path / "t", image, {{0, kSize}}, 65536, true);
+    write_all(tmp.path / "source.img", image);
+    const auto target = (tmp.path / "target.img").string();
+
+    Recorder rs;
+    ezio::Engine seeder(lan_config(), &rs);
+    ezio::JobOptions slow;
+    slow.max_upload_rate = 2 << 20;  // 2 MiB/s: the first run cannot finish in time
+    const auto seed_job = seeder.seed(torrent, (tmp.path / "source.img").string(), slow);
+    run_until(
+        {&seeder}, [&] { return seeder.listen_port() > 0; }, std::chrono::seconds(5));
+
+    auto config = lan_config();
+    config.state_dir = (tmp.path / "state").string();
+    config.resume_save_interval = 1;
+    ezio::JobOptions opts;
+    opts.peers = {"127.0.0.1:" + std::to_string(seeder.listen_port())};
+    ezio::JobId id;
+    std::uint64_t done_before = 0;
+    {
+        Recorder r1;
+        ezio::Engine first(config, &r1);
+        id = first.deploy(torrent, target, opts, true);
+        run_until(
+            {&seeder, &first}, [&] { return r1.last[id].bytes_done >= kSize / 4; },
+            std::chrono::seconds(30));
+        done_before = r1.last[id].bytes_done;
+        ASSERT_GE(done_before, kSize / 4);
+        ASSERT_LT(done_before, kSize) << "finished before the restart could be tested";
+        first.shutdown();
+    }
+    ASSERT_TRUE(fs::exists(tmp.path / "state/jobs" / std::to_string(id) / "resume"));
+
+    seeder.pause(seed_job);  // nothing can be fetched until we look
+    Recorder r2;
+    ezio::Engine second(config, &r2);
+    auto restored = second.restore();
+    ASSERT_EQ(restored, std::vector<ezio::JobId>{id});
+    run_until(
+        {&seeder, &second}, [&] { return r2.last[id].bytes_done > 0; }, std::chrono::seconds(10));
+    EXPECT_GE(r2.last[id].bytes_done, done_before * 3 / 4)
+        << "pieces written before the restart were not kept";
+
+    seeder.resume(seed_job);
+    run_until(
+        {&seeder, &second}, [&] { return r2.finished.count(id) > 0; }, std::chrono::seconds(60));
+    ASSERT_TRUE(r2.finished.count(id));
+    EXPECT_TRUE(r2.finished[id].first) << r2.finished[id].second;
+    EXPECT_EQ(read_all(target), image);
+    EXPECT_FALSE(fs::exists(tmp.path / "state/jobs" / std::to_string(id)))
+        << "a completed job left its state behind";
 }
 
 }  // namespace
