@@ -13,7 +13,7 @@ PKGS="
   dbus dbus-daemon udev kmod util-linux e2fsprogs partclone
   transmission-cli mktorrent opentracker udpcast iperf3 iproute2 curl
   umockdev libumockdev-dev mmdebstrap systemd-container debootstrap
-  python3 python3-dbus bash-completion
+  python3 python3-dbus python3-gi bash-completion
 "
 missing=""
 for p in $PKGS; do

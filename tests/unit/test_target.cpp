@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 namespace {
 
 class FileSizeLimit {
-public:
+  public:
     explicit FileSizeLimit(rlim_t limit) {
         ::getrlimit(RLIMIT_FSIZE, &saved_);
         old_handler_ = ::signal(SIGXFSZ, SIG_IGN);
@@ -30,13 +30,14 @@ public:
         ::signal(SIGXFSZ, old_handler_);
     }
 
-private:
+  private:
     rlimit saved_{};
     sighandler_t old_handler_;
 };
 
 fs::path temp_file(const char* name) {
-    auto p = fs::temp_directory_path() / (std::string("ezio-target-") + std::to_string(::getpid()) + name);
+    auto p = fs::temp_directory_path() /
+             (std::string("ezio-target-") + std::to_string(::getpid()) + name);
     fs::remove(p);
     return p;
 }
@@ -66,7 +67,8 @@ TEST(Target, ShortWriteIsContinuedThenItsErrorReported) {
         err = t->write_at(block.data(), block.size(), 8192);
     }
     EXPECT_EQ(err, EFBIG);
-    EXPECT_EQ(fs::file_size(p), 8192u + 1000u) << "the short write was not continued up to the limit";
+    EXPECT_EQ(fs::file_size(p), 8192u + 1000u)
+        << "the short write was not continued up to the limit";
     fs::remove(p);
 }
 
@@ -90,8 +92,8 @@ TEST(Target, RefusesWhatIsNotATarget) {
         return ezio::Errc::Failed;
     };
     EXPECT_EQ(code("/nonexistent/x", true), ezio::Errc::InvalidTarget);
-    EXPECT_EQ(code("/tmp", true), ezio::Errc::InvalidTarget);        // a directory
-    EXPECT_EQ(code("/dev/null", true), ezio::Errc::InvalidTarget);   // a character device
+    EXPECT_EQ(code("/tmp", true), ezio::Errc::InvalidTarget);       // a directory
+    EXPECT_EQ(code("/dev/null", true), ezio::Errc::InvalidTarget);  // a character device
     auto p = temp_file("plain");
     { std::ofstream(p) << "x"; }
     EXPECT_EQ(code(p.string(), false), ezio::Errc::InvalidTarget);  // a file, not asked for
