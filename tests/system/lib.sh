@@ -23,17 +23,19 @@ _ezio_run_cleanups() {
     exit "$rc"
 }
 trap _ezio_run_cleanups EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 fail() {
     printf 'FAIL: %s\n' "$*" >&2
+    if declare -F _ezio_dump_logs >/dev/null; then _ezio_dump_logs; fi
     exit 1
 }
 
+# ezio_require_root [WHY]: exit 77 (ctest: skipped, never passed) unless root.
 ezio_require_root() {
     if [ "$(id -u)" -ne 0 ]; then
-        echo "SKIP: $(basename "$0") needs root (loop devices, mounts)" >&2
+        echo "SKIP: $(basename "$0") needs root: ${*:-loop devices, mounts}" >&2
         exit 77
     fi
 }
@@ -49,11 +51,12 @@ ezio_tmpdir() {
 # the cleanup registration). With FILL_BYTE_HEX (e.g. a5) the whole device is
 # filled with that byte first.
 ezio_loop() {
-    local var=$1 size=$2 fill=${3:-} file dev
-    file=$(mktemp "$EZIO_TMP/disk.XXXXXX")
-    truncate -s "$size" "$file"
-    if [ -n "$fill" ]; then
-        "$PY3" - "$file" "$fill" <<'PY'
+    # Locals carry a prefix: printf -v must not land in one of them.
+    local _el_var=$1 _el_size=$2 _el_fill=${3:-} _el_file _el_dev
+    _el_file=$(mktemp "$EZIO_TMP/disk.XXXXXX")
+    truncate -s "$_el_size" "$_el_file"
+    if [ -n "$_el_fill" ]; then
+        "$PY3" - "$_el_file" "$_el_fill" <<'PY'
 import os, sys
 path, fill = sys.argv[1], bytes([int(sys.argv[2], 16)])
 size = os.path.getsize(path)
@@ -66,9 +69,9 @@ with open(path, "r+b") as f:
         left -= n
 PY
     fi
-    dev=$(losetup -f --show "$file")
-    ezio_on_exit "losetup -d '$dev'"
-    printf -v "$var" '%s' "$dev"
+    _el_dev=$(losetup -f --show "$_el_file")
+    ezio_on_exit "losetup -d '$_el_dev'"
+    printf -v "$_el_var" '%s' "$_el_dev"
 }
 
 # ezio_ext4_with_data DEV MiB: a real ext4 filesystem with MiB of files.

@@ -18,24 +18,19 @@
 # files) is registered with ezio_on_exit and undone by the EXIT trap, in
 # reverse order, whatever the outcome.
 
-set -euo pipefail
+# shellcheck source=tests/system/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-: "${EZIO_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
-: "${EZIO_BUILD_DIR:=$EZIO_SOURCE_DIR/build}"
-EZIOD="$EZIO_BUILD_DIR/daemon/eziod"
 EZIO_POLICY="$EZIO_SOURCE_DIR/dbus/org.ezio.Ezio1.conf"
 # The distribution's interpreter: python3-dbus, python3-gi and
 # python3-libtorrent are Debian packages, and other users must run it too.
-PY=/usr/bin/python3
-EZIO_TMP=""
+PY=$PY3
 declare -A EZIOD_PID=()
 declare -A EZIOD_DIR=()
-_EZIO_CLEANUPS=()
 
-# --- reporting --------------------------------------------------------------
-
+# lib.sh's fail() calls this: the daemons' last words explain most failures.
 _ezio_dump_logs() {
-    [ -n "$EZIO_TMP" ] || return 0
+    [ -n "${EZIO_TMP:-}" ] || return 0
     local f
     for f in "$EZIO_TMP"/*/eziod.log; do
         [ -f "$f" ] || continue
@@ -44,48 +39,16 @@ _ezio_dump_logs() {
     done
 }
 
-fail() {
-    echo "FAIL: $*" >&2
-    _ezio_dump_logs
-    exit 1
-}
-
 ok() { echo "ok - $*"; }
-
-# --- cleanup ----------------------------------------------------------------
-
-ezio_on_exit() { _EZIO_CLEANUPS+=("$*"); }
-
-_ezio_cleanup() {
-    local rc=$? i
-    set +e
-    for ((i = ${#_EZIO_CLEANUPS[@]} - 1; i >= 0; i--)); do
-        eval "${_EZIO_CLEANUPS[i]}" >/dev/null 2>&1
-    done
-    exit "$rc"
-}
-trap _ezio_cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-# --- preconditions ----------------------------------------------------------
-
-# Exit 77 (ctest: skipped) unless root, saying why.
-ezio_require_root() {
-    if [ "$(id -u)" != 0 ]; then
-        echo "SKIP: needs root: $*"
-        exit 77
-    fi
-}
 
 ezio_setup() {
     [ -x "$EZIOD" ] || fail "eziod is not built: $EZIOD (set EZIO_BUILD_DIR)"
     [ -f "$EZIO_POLICY" ] || fail "bus policy not found: $EZIO_POLICY"
     "$PY" -c 'import dbus' || fail "python3-dbus is missing (scripts/install-deps.sh)"
-    EZIO_TMP=$(mktemp -d /tmp/ezio-dbus-test.XXXXXX)
+    ezio_tmpdir
     # Other users (the authorization test) must reach the bus sockets and
     # the client script.
     chmod 755 "$EZIO_TMP"
-    ezio_on_exit "rm -rf '$EZIO_TMP'"
     _ezio_write_client "$EZIO_TMP/ezioclient.py"
 }
 

@@ -22,10 +22,7 @@ ezio_tmpdir
 T=$EZIO_TMP
 
 log "ext4 with data on a loop device, partclone capture"
-dev=$(ezio_loop 96M)
-# ezio_loop ran in a subshell, where its cleanup registration is lost:
-# register the detach here, in this shell.
-ezio_on_exit "losetup -d '$dev'"
+ezio_loop dev 96M
 ezio_ext4_with_data "$dev" 40
 ezio_partclone "$dev" "$T/sda1"
 info=$T/sda1/torrent.info
