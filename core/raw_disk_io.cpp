@@ -70,14 +70,58 @@ struct RawDiskIO::Storage {
     }
 
     const lt::file_storage& files;  // owned by the torrent that `owner` keeps alive
+    std::uint64_t serial = 0;       // unique per storage, unlike the reusable index
     std::shared_ptr<void> owner;
     std::shared_ptr<Target> target;  // null when the torrent had no binding
     ImageLayout layout;
 };
 
 // One I/O thread with a FIFO queue.
+//
+// It also keeps a SHA-1 "cursor" per piece being written: blocks that arrive
+// in order are hashed straight from the buffer just written, so async_hash
+// only reads back what the cursor did not cover (usually nothing). The
+// cursors are touched only by this worker's thread: every job of a piece runs
+// here, in order.
 class RawDiskIO::Worker {
   public:
+    struct Cursor {
+        int next = 0;  // bytes of the piece hashed so far
+        lt::hasher sha1;
+    };
+    using CursorKey = std::pair<std::uint64_t, int>;  // storage serial, piece
+
+    // Called after a block was written successfully.
+    void hashed_write(CursorKey key, int start, const char* data, int len) {
+        auto it = cursors_.find(key);
+        if (start == 0) {
+            Cursor& c = it == cursors_.end() ? cursors_[key] : it->second;
+            c = Cursor{};
+            c.sha1.update(data, len);
+            c.next = len;
+            return;
+        }
+        if (it == cursors_.end())
+            return;
+        if (start == it->second.next) {
+            it->second.sha1.update(data, len);
+            it->second.next += len;
+        } else if (start < it->second.next) {
+            cursors_.erase(it);  // hashed bytes were overwritten
+        }
+        // start > next: a gap; the cursor stops, async_hash reads the rest.
+    }
+    // Takes the cursor of a piece (if any) out of the table.
+    std::optional<Cursor> take_cursor(CursorKey key) {
+        auto it = cursors_.find(key);
+        if (it == cursors_.end())
+            return std::nullopt;
+        Cursor c = std::move(it->second);
+        cursors_.erase(it);
+        return c;
+    }
+    void drop_cursor(CursorKey key) { cursors_.erase(key); }
+
     Worker() : thread_([this] { run(); }) {}
     ~Worker() { stop(); }
 
@@ -126,6 +170,7 @@ class RawDiskIO::Worker {
     std::condition_variable cv_;
     std::deque<std::function<void()>> queue_;
     bool stopping_ = false;
+    std::map<CursorKey, Cursor> cursors_;  // this worker's thread only
     std::thread thread_;
 };
 
@@ -177,6 +222,7 @@ lt::storage_holder RawDiskIO::new_torrent(lt::storage_params const& p,
             bindings_.erase(it);
     }
     auto st = std::make_shared<Storage>(p.files, torrent, std::move(target), std::move(layout));
+    st->serial = ++storage_serial_;
     lt::storage_index_t idx;
     if (!free_slots_.empty()) {
         idx = free_slots_.back();
@@ -286,13 +332,18 @@ bool RawDiskIO::async_write(lt::storage_index_t idx, lt::peer_request const& r, 
     std::memcpy(copy, buf, static_cast<std::size_t>(r.length));
     const std::int64_t queued = queued_write_bytes_.fetch_add(r.length) + r.length;
 
-    worker_for(idx, r.piece)
-        .push([this, st = std::move(st), r, copy, h = std::move(handler)]() mutable {
-            lt::storage_error se = st->io(r.piece, r.start, copy, r.length, true);
-            free_disk_buffer(copy);
-            lt::post(ioc_, [h = std::move(h), se] { h(se); });
-            write_done(r.length);
-        });
+    Worker& w = worker_for(idx, r.piece);
+    w.push([this, &w, st = std::move(st), r, copy, h = std::move(handler)]() mutable {
+        lt::storage_error se = st->io(r.piece, r.start, copy, r.length, true);
+        const Worker::CursorKey key{st->serial, static_cast<int>(r.piece)};
+        if (se.ec)
+            w.drop_cursor(key);
+        else
+            w.hashed_write(key, r.start, copy, r.length);
+        free_disk_buffer(copy);
+        lt::post(ioc_, [h = std::move(h), se] { h(se); });
+        write_done(r.length);
+    });
 
     if (queued > max_queued_bytes_.load()) {
         std::lock_guard lock(observers_mutex_);
@@ -329,45 +380,52 @@ void RawDiskIO::async_hash(
     std::function<void(lt::piece_index_t, lt::sha1_hash const&, lt::storage_error const&)>
         handler) {
     auto st = storage(idx);
-    worker_for(idx, piece)
-        .push([this, st = std::move(st), piece, v2, flags, h = std::move(handler)]() mutable {
-            const lt::file_storage& fs = st->files;
-            const int size = fs.piece_size(piece);
-            const bool want_v1 = bool(flags & lt::disk_interface::v1_hash);
-            const int size2 = v2.empty() ? 0 : fs.piece_size2(piece);
-            thread_local std::vector<char> chunk;
-            chunk.resize(kHashChunk);
+    Worker& w = worker_for(idx, piece);
+    w.push([this, &w, st = std::move(st), piece, v2, flags, h = std::move(handler)]() mutable {
+        const lt::file_storage& fs = st->files;
+        const int size = fs.piece_size(piece);
+        const bool want_v1 = bool(flags & lt::disk_interface::v1_hash);
+        const int size2 = v2.empty() ? 0 : fs.piece_size2(piece);
+        thread_local std::vector<char> chunk;
+        chunk.resize(kHashChunk);
 
-            lt::hasher h1;
-            lt::hasher256 h2;
-            int block = 0;     // index of the v2 block being hashed
-            int in_block = 0;  // bytes of it hashed so far
-            lt::storage_error se;
-            const int limit = want_v1 ? size : size2;
-            for (int pos = 0; pos < limit;) {
-                const int n = std::min<int>(static_cast<int>(kHashChunk), limit - pos);
-                se = st->io(piece, pos, chunk.data(), n, false);
-                if (se.ec)
-                    break;
-                if (want_v1)
-                    h1.update({chunk.data(), n});
-                // v2 block hashes cover only the file's data in this piece.
-                for (int off = 0; !v2.empty() && pos + off < size2 && off < n;) {
-                    const int take = std::min({kBlock - in_block, n - off, size2 - (pos + off)});
-                    h2.update({chunk.data() + off, take});
-                    off += take;
-                    in_block += take;
-                    if (in_block == kBlock || pos + off == size2) {
-                        v2[block++] = h2.final();
-                        h2.reset();
-                        in_block = 0;
-                    }
+        lt::hasher h1;
+        lt::hasher256 h2;
+        int block = 0;     // index of the v2 block being hashed
+        int in_block = 0;  // bytes of it hashed so far
+        lt::storage_error se;
+        const int limit = want_v1 ? size : size2;
+        int start = 0;
+        // SHA-1 only: continue from what was hashed while writing.
+        auto cursor = w.take_cursor({st->serial, static_cast<int>(piece)});
+        if (want_v1 && v2.empty() && cursor && cursor->next <= size) {
+            h1 = cursor->sha1;
+            start = cursor->next;
+        }
+        for (int pos = start; pos < limit;) {
+            const int n = std::min<int>(static_cast<int>(kHashChunk), limit - pos);
+            se = st->io(piece, pos, chunk.data(), n, false);
+            if (se.ec)
+                break;
+            if (want_v1)
+                h1.update({chunk.data(), n});
+            // v2 block hashes cover only the file's data in this piece.
+            for (int off = 0; !v2.empty() && pos + off < size2 && off < n;) {
+                const int take = std::min({kBlock - in_block, n - off, size2 - (pos + off)});
+                h2.update({chunk.data() + off, take});
+                off += take;
+                in_block += take;
+                if (in_block == kBlock || pos + off == size2) {
+                    v2[block++] = h2.final();
+                    h2.reset();
+                    in_block = 0;
                 }
-                pos += n;
             }
-            const lt::sha1_hash digest = (want_v1 && !se.ec) ? h1.final() : lt::sha1_hash{};
-            lt::post(ioc_, [h = std::move(h), piece, digest, se] { h(piece, digest, se); });
-        });
+            pos += n;
+        }
+        const lt::sha1_hash digest = (want_v1 && !se.ec) ? h1.final() : lt::sha1_hash{};
+        lt::post(ioc_, [h = std::move(h), piece, digest, se] { h(piece, digest, se); });
+    });
 }
 
 void RawDiskIO::async_hash2(
@@ -472,7 +530,11 @@ void RawDiskIO::async_clear_piece(lt::storage_index_t idx, lt::piece_index_t ind
                                   std::function<void(lt::piece_index_t)> handler) {
     // Every job on this piece runs on one worker: queueing behind them is the
     // required synchronisation.
-    worker_for(idx, index).push([this, index, h = std::move(handler)]() mutable {
+    Worker& w = worker_for(idx, index);
+    auto st = storage(idx);
+    const std::uint64_t serial = st ? st->serial : 0;
+    w.push([this, &w, serial, index, h = std::move(handler)]() mutable {
+        w.drop_cursor({serial, static_cast<int>(index)});  // the piece will be written anew
         lt::post(ioc_, [h = std::move(h), index] { h(index); });
     });
 }

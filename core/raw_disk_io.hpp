@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -131,6 +132,7 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
     mutable std::mutex mutex_;  // guards storages_, free_slots_, bindings_
     std::vector<std::shared_ptr<Storage>> storages_;
     std::vector<lt::storage_index_t> free_slots_;
+    std::uint64_t storage_serial_ = 0;
     struct Binding {
         std::shared_ptr<Target> target;
         ImageLayout layout;
