@@ -7,7 +7,7 @@
 # namespace with empty tmpfs over /run and /dev, so nothing it writes (udev
 # database, /dev links) reaches the system. No udevd is needed.
 source "$(dirname "$0")/lib.sh"
-ezio_require_root
+ezio_require_root "udevadm test in a private mount namespace, a loop device"
 ezio_tmpdir
 
 RULES=$EZIO_SOURCE_DIR/udev/61-ezio.rules

@@ -169,6 +169,37 @@ class TestLoop {
         fd_ = -1;
         fs::remove(backing_);
     }
+    // Detaches, then attaches the same backing file again under the same
+    // name: a new medium for the kernel (a new DISKSEQ), like a disk swapped
+    // in its bay. The kernel detaches on the last close, so the device is
+    // let go of for a moment; returns false if another process took the
+    // free loop device in that moment (it is then not ours to touch).
+    bool reattach() {
+        ::ioctl(fd_, LOOP_CLR_FD);
+        ::close(fd_);
+        fd_ = -1;
+        const std::string size_attr = "/sys/class/block/" + name_ + "/size";
+        for (int i = 0; i < 500; ++i) {
+            std::string size;
+            std::ifstream(size_attr) >> size;
+            if (size == "0")
+                break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        const int fd = ::open(node_.c_str(), O_RDWR | O_CLOEXEC);
+        const int backing = ::open(backing_.c_str(), O_RDWR | O_CLOEXEC);
+        loop_config cfg{};
+        cfg.fd = static_cast<__u32>(backing);
+        cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+        const bool ok = fd >= 0 && backing >= 0 && ::ioctl(fd, LOOP_CONFIGURE, &cfg) == 0;
+        if (backing >= 0)
+            ::close(backing);
+        if (ok)
+            fd_ = fd;
+        else if (fd >= 0)
+            ::close(fd);
+        return ok;
+    }
     const std::string& node() const { return node_; }
     const std::string& name() const { return name_; }
     std::string partition_node() const { return node_ + "p1"; }
@@ -581,6 +612,41 @@ TEST(DiskLoop, MonitorSeesAttachChangeMountAndDetach) {
     ASSERT_FALSE(events.empty());
     EXPECT_TRUE(is(events.back(), Kind::Removed, name)) << "detach of " << name << " not seen";
     EXPECT_TRUE(part_removed) << part << " removal not seen";
+}
+
+}  // namespace
+
+namespace {
+
+TEST(DiskLoop, MonitorReportsAReplacedMediumAsRemovedThenAdded) {
+    REQUIRE_ROOT();
+    using Kind = ezio::DiskEvent::Kind;
+    constexpr auto kTimeout = std::chrono::seconds(10);
+    ezio::DiskMonitor monitor;
+    Events events_of(monitor);
+    TestLoop loop({.size = 8 * MiB});
+    auto events = events_of.wait(
+        [&](const ezio::DiskEvent& e) { return is(e, Kind::Added, loop.name()); }, kTimeout);
+    ASSERT_TRUE(!events.empty() && is(events.back(), Kind::Added, loop.name()));
+    const std::string seq = events.back().disk.properties["DISKSEQ"];
+
+    if (!loop.reattach())
+        GTEST_SKIP() << "another process took " << loop.name() << " while it was detached";
+    bool removed = false;
+    events = events_of.wait(
+        [&](const ezio::DiskEvent& e) {
+            if (e.disk.name != loop.name())
+                return false;
+            EXPECT_NE(e.kind, Kind::Changed) << "a new medium must not read as a change";
+            removed = removed || e.kind == Kind::Removed;
+            return e.kind == Kind::Added;
+        },
+        kTimeout);
+    EXPECT_TRUE(removed) << "the old medium's removal was not reported";
+    ASSERT_TRUE(!events.empty() && is(events.back(), Kind::Added, loop.name()));
+    if (!seq.empty()) {
+        EXPECT_NE(events.back().disk.properties["DISKSEQ"], seq);
+    }
 }
 
 }  // namespace
