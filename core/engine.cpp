@@ -20,6 +20,7 @@
 #include <libtorrent/session.hpp>
 #include <libtorrent/session_params.hpp>
 #include <libtorrent/settings_pack.hpp>
+#include <libtorrent/socket_io.hpp>
 #include <libtorrent/torrent_flags.hpp>
 #include <libtorrent/torrent_handle.hpp>
 #include <libtorrent/torrent_status.hpp>
@@ -27,9 +28,11 @@
 #include <nlohmann/json.hpp>
 
 #include "atomic_file.hpp"
+#include "disk_lock.hpp"
 #include "layout.hpp"
 #include "raw_disk_io.hpp"
 #include "target.hpp"
+#include "target_safety.hpp"
 #include "verify.hpp"
 
 namespace ezio {
@@ -229,6 +232,11 @@ struct Engine::Impl {
         JobState last_emitted_state = JobState::Queued;
         Clock::time_point last_emit{};
         bool allow_file = false;
+        // A block-device deploy holds its whole disk flock()ed so udev does
+        // not probe half-written data; released with a rescan at the end.
+        std::unique_ptr<WholeDiskLock> disk_lock;
+        std::string disk_name;                        // kernel name of the target ("sda1")
+        bool whole_disk = false;                      // target is a whole disk: reread partitions
         bool deployed = false;                        // data durable on the target
         std::optional<Clock::time_point> seed_until;  // when seeding after deploy ends
         std::thread finisher;                         // flush + verify
@@ -281,9 +289,10 @@ struct Engine::Impl {
                         : config.listen_interface) +
                        ":" + std::to_string(config.listen_port));
         sp.set_str(lt::settings_pack::user_agent, config.user_agent + "/" EZIO_VERSION);
+        // peer: for peer_ban_alert (a peer that sent data failing the hash).
         sp.set_int(lt::settings_pack::alert_mask,
                    lt::alert_category::error | lt::alert_category::status |
-                       lt::alert_category::storage | lt::alert_category::file_progress * 0);
+                       lt::alert_category::storage | lt::alert_category::peer);
         // A LAN of identical machines: no DHT, no NAT traversal, no
         // encryption handshake, TCP only; Local Service Discovery finds peers.
         sp.set_bool(lt::settings_pack::enable_dht, false);
@@ -402,8 +411,22 @@ struct Engine::Impl {
         const bool writing = op == Operation::Deploy;
         check_conflicts(t, path, writing);
 
+        // A block device to write: the safety rules decide first (mounted,
+        // system disk, ignored, read-only, too small, ...), then the whole
+        // disk is locked, the target opened O_EXCL, and the rules asked once
+        // more while we hold it, which closes the race with other openers.
+        std::string open_path = path;
+        std::unique_ptr<WholeDiskLock> disk_lock;
+        std::optional<ResolvedTarget> resolved;
+        if (writing && !allow_file) {
+            resolved = check_target(path, t.layout.end(), true, options.force);
+            disk_lock = std::make_unique<WholeDiskLock>(resolved->whole_disk_node);
+            open_path = resolved->node;
+        }
         auto target = Target::open(
-            path, writing ? Target::Access::ReadWrite : Target::Access::ReadOnly, allow_file);
+            open_path, writing ? Target::Access::ReadWrite : Target::Access::ReadOnly, allow_file);
+        if (resolved)
+            check_target(resolved->node, t.layout.end(), true, options.force, true);
         if (writing && !target->is_block_device()) {
             if (const int err = target->ensure_size(t.layout.end()))
                 throw Error(Errc::InvalidTarget, path + ": cannot grow to " +
@@ -438,6 +461,11 @@ struct Engine::Impl {
         j->status.start_time = start_time ? start_time : now_us();
         j->options = options;
         j->allow_file = allow_file;
+        if (resolved) {
+            j->disk_lock = std::move(disk_lock);
+            j->disk_name = resolved->name;
+            j->whole_disk = !resolved->disk.is_partition;
+        }
 
         atp.ti = std::make_shared<lt::torrent_info>(*t.info);
         atp.save_path = target->path();
@@ -478,8 +506,12 @@ struct Engine::Impl {
         by_handle[j->handle] = id;
         const JobStatus snapshot = j->status;
         jobs.emplace(id, std::move(j));
-        if (observer)
+        if (observer) {
             observer->job_added(snapshot);
+            if (resolved)
+                for (const auto& why : resolved->overridden)
+                    observer->job_log(snapshot, "forced: " + why);
+        }
         return id;
     }
 
@@ -609,6 +641,16 @@ struct Engine::Impl {
         by_handle.erase(j.handle);
         session->remove_torrent(j.handle);  // never with delete_files
         j.target.reset();
+        if (j.disk_lock) {
+            // udev may look again: rescan so it sees the new filesystem.
+            try {
+                j.disk_lock->release_and_rescan(j.disk_name, j.whole_disk);
+            } catch (const Error& e) {
+                if (observer)
+                    observer->job_log(j.status, e.what());
+            }
+            j.disk_lock.reset();
+        }
         j.status.download_rate = 0;
         j.status.upload_rate = 0;
         j.status.peers = 0;
@@ -736,12 +778,17 @@ struct Engine::Impl {
         if (is_final(j.status.state))
             return;
         JobStatus& s = j.status;
-        const auto before = std::tie(s.bytes_done, s.download_rate, s.upload_rate, s.peers);
-        const auto snapshot =
-            std::make_tuple(s.bytes_done, s.download_rate, s.upload_rate, s.peers);
+        const auto before = std::tie(s.bytes_done, s.download_rate, s.upload_rate, s.peers,
+                                     s.total_download, s.total_upload);
+        const auto snapshot = std::make_tuple(s.bytes_done, s.download_rate, s.upload_rate, s.peers,
+                                              s.total_download, s.total_upload);
         s.download_rate = static_cast<std::uint64_t>(std::max(0, st.download_payload_rate));
         s.upload_rate = static_cast<std::uint64_t>(std::max(0, st.upload_payload_rate));
         s.peers = static_cast<std::uint32_t>(std::max(0, st.num_peers));
+        s.total_download =
+            static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.total_payload_download));
+        s.total_upload =
+            static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.total_payload_upload));
         if (s.operation == Operation::Seed) {
             s.bytes_done = s.bytes_total;
             s.progress = 1.0;
@@ -808,6 +855,11 @@ struct Engine::Impl {
                     observer->job_log(j->status,
                                       "piece " + std::to_string(static_cast<int>(hf->piece_index)) +
                                           " failed its hash check; fetching it again");
+            } else if (auto* ban = lt::alert_cast<lt::peer_ban_alert>(a)) {
+                if (observer)
+                    observer->job_log(j->status, "banned peer " +
+                                                     lt::print_endpoint(ban->endpoint) +
+                                                     ": it sent data that failed the hash check");
             } else if (auto* rd = lt::alert_cast<lt::save_resume_data_alert>(a)) {
                 --resume_outstanding;
                 save_resume(*j, rd->params, shutting_down);
