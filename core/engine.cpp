@@ -241,8 +241,6 @@ struct Engine::Impl {
         std::optional<Clock::time_point> seed_until;  // when seeding after deploy ends
         std::thread finisher;                         // flush + verify
         std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
-        std::shared_ptr<std::atomic<std::uint64_t>> verified =
-            std::make_shared<std::atomic<std::uint64_t>>(0);
     };
 
     Impl(EngineConfig cfg, EngineObserver* obs) : config(std::move(cfg)), observer(obs) {
@@ -699,22 +697,22 @@ struct Engine::Impl {
         if (j.deployed || j.finisher.joinable() || !j.target)
             return;
         set_state(j, JobState::Finishing);
+        j.status.bytes_done = j.status.bytes_total;
+        j.status.progress = 1.0;
+        j.status.download_rate = 0;
         auto target = j.target;
         const ImageTorrent torrent = j.torrent;
         const bool verify = j.options.verify;
         const JobId id = j.status.id;
         auto cancel = j.cancel;
-        auto verified = j.verified;
-        j.finisher = std::thread([this, id, target, torrent, verify, cancel, verified] {
+        j.finisher = std::thread([this, id, target, torrent, verify, cancel] {
             std::string error;
             Errc code = Errc::IoError;
             if (const int err = target->flush()) {
                 error = "flushing " + target->path() + " failed: " + std::strerror(err);
             } else if (verify) {
                 try {
-                    auto r = verify_image(
-                        *target, torrent, [&](std::uint64_t done) { verified->store(done); },
-                        cancel.get());
+                    auto r = verify_image(*target, torrent, nullptr, cancel.get());
                     if (r.io_error)
                         error =
                             "verifying " + target->path() + " failed: " + std::strerror(r.io_error);
@@ -792,11 +790,11 @@ struct Engine::Impl {
         if (s.operation == Operation::Seed) {
             s.bytes_done = s.bytes_total;
             s.progress = 1.0;
-        } else if (j.deployed) {
+        } else if (j.deployed || s.state == JobState::Finishing) {
+            // Every piece is written (and hash-checked); what is left is the
+            // flush and, if asked, the re-read.
             s.bytes_done = s.bytes_total;
             s.progress = 1.0;
-        } else if (s.state == JobState::Finishing && j.options.verify) {
-            s.bytes_done = std::min<std::uint64_t>(j.verified->load(), s.bytes_total);
         } else {
             s.bytes_done = std::min<std::uint64_t>(
                 static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.total_wanted_done)),
@@ -858,7 +856,8 @@ struct Engine::Impl {
             } else if (auto* ban = lt::alert_cast<lt::peer_ban_alert>(a)) {
                 if (observer)
                     observer->job_log(j->status, "banned peer " +
-                                                     lt::print_endpoint(ban->endpoint) +
+                                                     (ban->endpoint.address().to_string() + ":" +
+                                                      std::to_string(ban->endpoint.port())) +
                                                      ": it sent data that failed the hash check");
             } else if (auto* rd = lt::alert_cast<lt::save_resume_data_alert>(a)) {
                 --resume_outstanding;
@@ -1024,6 +1023,17 @@ void Engine::cancel(JobId id) {
         return;
     j.cancel->store(true);
     impl_->finish(j, JobState::Cancelled, false, "cancelled", Errc::Cancelled);
+}
+
+std::vector<JobId> Engine::fail_jobs_on(const std::string& device_node, const std::string& why) {
+    std::vector<JobId> failed;
+    for (auto& [id, j] : impl_->jobs) {
+        if (is_final(j->status.state) || j->status.target != device_node)
+            continue;
+        impl_->fail(*j, Errc::IoError, why);
+        failed.push_back(id);
+    }
+    return failed;
 }
 
 void Engine::remove(JobId id) {

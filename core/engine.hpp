@@ -66,6 +66,10 @@ struct JobStatus {
     std::uint64_t download_rate = 0;  // bytes/s
     std::uint64_t upload_rate = 0;    // bytes/s
     std::uint32_t peers = 0;
+    // Payload bytes received from / sent to peers since this process started
+    // (or restored) the job; a piece fetched twice counts twice.
+    std::uint64_t total_download = 0;
+    std::uint64_t total_upload = 0;
     std::string target;                   // device or file path as opened
     std::string name;                     // torrent name (partition name)
     std::string info_hash;                // hex: v1 (40 digits) if present, else v2 (64)
@@ -133,6 +137,11 @@ class Engine {
     void cancel(JobId id);  // NotFound; a final job is just forgotten
     // Forget a final job (removes it from jobs()).
     void remove(JobId id);
+    // Fails (Errc::IoError, `why`) every unfinished job whose target or seed
+    // source is `device_node` ("/dev/sdb", as in JobStatus::target): the
+    // owner calls it when that device disappeared. Other jobs are untouched.
+    // Returns the ids of the jobs it failed.
+    std::vector<JobId> fail_jobs_on(const std::string& device_node, const std::string& why);
 
     std::optional<JobStatus> status(JobId id) const;
     std::vector<JobId> jobs() const;
