@@ -602,8 +602,9 @@ struct Engine::Impl {
         const JobId id = j.status.id;
         auto work = [this, buf, target, path, id, now] {
             std::string error;
-            if (const int err = target->flush())
-                error = "flushing " + target->path() + " failed: " + std::strerror(err);
+            const int flush_error = target->flush();
+            if (flush_error)
+                error = "flushing " + target->path() + " failed: " + std::strerror(flush_error);
             else {
                 try {
                     write_file_atomic(path, *buf);
@@ -613,9 +614,15 @@ struct Engine::Impl {
             }
             if (error.empty() || now)
                 return;
-            post([this, id, error] {
-                if (auto it = jobs.find(id);
-                    it != jobs.end() && observer && !is_final(it->second->status.state))
+            post([this, id, error, flush_error] {
+                auto it = jobs.find(id);
+                if (it == jobs.end() || is_final(it->second->status.state))
+                    return;
+                // The device lost writes: pieces that passed their hash may
+                // not be on it. The job fails now; it must never complete.
+                if (flush_error)
+                    fail(*it->second, Errc::IoError, error);
+                else if (observer)
                     observer->job_log(it->second->status, "saving resume data: " + error);
             });
         };
@@ -821,6 +828,12 @@ struct Engine::Impl {
                 next = (s.operation == Operation::Seed || j.deployed) ? JobState::Seeding : s.state;
             set_state(j, next);
         }
+        // Normally torrent_finished_alert starts this; a job restored with
+        // every piece already written may never see that alert.
+        if (s.operation == Operation::Deploy && !j.deployed && s.state != JobState::Finishing &&
+            !(st.flags & lt::torrent_flags::paused) &&
+            (st.state == lt::torrent_status::finished || st.state == lt::torrent_status::seeding))
+            start_finishing(j);
         if (s.operation == Operation::Deploy && !j.deployed && s.download_rate > 0 &&
             s.bytes_total > s.bytes_done)
             s.expected_end_time =
