@@ -9,6 +9,7 @@
 
 #include <sdbus-c++/sdbus-c++.h>
 
+#include <ezio-dbus/disk_proxy.hpp>
 #include <ezio-dbus/job_proxy.hpp>
 #include <ezio-dbus/manager_proxy.hpp>
 
@@ -317,6 +318,18 @@ JobSnapshot BusClient::job(const std::string& path) {
             return JobSnapshot{path, to_json(proxy.get_all())};
         },
         path);
+}
+
+std::vector<DiskSnapshot> BusClient::disks() {
+    auto& m = impl_->mgr();
+    auto objects = guarded([&] { return m.managed_objects(); });
+    std::vector<DiskSnapshot> out;
+    for (const auto& [path, interfaces] : objects) {
+        auto it = interfaces.find(org::ezio::Ezio1::Disk_proxy::INTERFACE_NAME);
+        if (it != interfaces.end())
+            out.push_back(DiskSnapshot{path, to_json(it->second)});
+    }
+    return out;
 }
 
 void BusClient::pause(const std::string& path) {

@@ -45,6 +45,13 @@ struct JobSnapshot {
     nlohmann::json properties;
 };
 
+// A disk as the bus shows it: its object path
+// (/org/ezio/Ezio1/disk/NAME) and its org.ezio.Ezio1.Disk properties.
+struct DiskSnapshot {
+    std::string path;
+    nlohmann::json properties;
+};
+
 // What run_until() reports. Any callback may be empty.
 struct BusEvents {
     // A job appeared (InterfacesAdded), with all its properties.
@@ -85,6 +92,9 @@ class BusClient {
     std::vector<JobSnapshot> jobs();
     // One job's properties; Errc::NotFound when there is no such job.
     JobSnapshot job(const std::string& path);
+    // Every disk and partition eziod sees, with its properties, in one call
+    // (GetManagedObjects), in object path order.
+    std::vector<DiskSnapshot> disks();
 
     void pause(const std::string& path);
     void resume(const std::string& path);

@@ -9,6 +9,14 @@
 #include "error.hpp"
 
 namespace ezio::cli {
+
+// verb_autodeploy.cpp
+void add_autodeploy_options(CLI::App& app, Invocation& in);
+int run_autodeploy(Context& ctx);
+
+// verb_disks.cpp
+int run_disks(Context& ctx);
+
 namespace {
 
 // The one verb table. Order = order in --help.
@@ -19,6 +27,8 @@ constexpr std::array kVerbs{
     Verb{"seed", "TORRENT SOURCE", 2, 2, "Serve the image in SOURCE to peers", "seed", true,
          add_seed_options, run_seed},
     Verb{"jobs", "", 0, 0, "List jobs", "list jobs", true, nullptr, run_jobs},
+    Verb{"disks", "", 0, 0, "List the disks and partitions eziod sees, and which may be targets",
+         "list disks", true, nullptr, run_disks},
     Verb{"status", "[JOB]", 0, 1, "Show a job, or eziod and all its jobs", "show status", true,
          nullptr, run_status},
     Verb{"watch", "[JOB]", 0, 1, "Follow a job, or all jobs, until it ends or Ctrl-C", "watch",
@@ -30,6 +40,12 @@ constexpr std::array kVerbs{
     Verb{"make-torrent", "SOURCE -o OUT", 1, 1,
          "Make a .torrent from a partclone torrent.info, an image file or a block device",
          "make torrent", false, add_make_torrent_options, run_make_torrent},
+    Verb{"verify", "TORRENT TARGET", 2, 2,
+         "Check TARGET against the piece hashes of TORRENT, without peers or eziod", "verify",
+         false, nullptr, run_verify},
+    Verb{"autodeploy", "enable|disable|status ...", 1, 3,
+         "Set up, switch off or show the deployment eziod makes when it starts (at boot)",
+         "configure auto-deploy", false, add_autodeploy_options, run_autodeploy},
     Verb{"version", "", 0, 0, "Show the versions of ezioctl and eziod", "query version", true,
          nullptr, run_version},
     Verb{"help", "[VERB]", 0, 1, "Show help for ezioctl or one verb", "show help", false, nullptr,

@@ -109,6 +109,7 @@ int run_pause(Context& ctx);
 int run_resume(Context& ctx);
 int run_cancel(Context& ctx);
 int run_make_torrent(Context& ctx);
+int run_verify(Context& ctx);
 int run_version(Context& ctx);
 int run_help(Context& ctx);
 

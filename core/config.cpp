@@ -8,6 +8,8 @@
 #include <limits>
 #include <utility>
 
+#include "cli_format.hpp"
+
 namespace ezio {
 namespace {
 
@@ -50,13 +52,7 @@ std::optional<Int> parse_int(std::string_view text, Int min, Int max) {
 }
 
 std::optional<bool> parse_bool(std::string_view text) {
-    for (auto t : {"yes", "true", "on", "1"})
-        if (text == t)
-            return true;
-    for (auto f : {"no", "false", "off", "0"})
-        if (text == f)
-            return false;
-    return std::nullopt;
+    return parse_yes_no(text);
 }
 
 class Parser {
@@ -95,7 +91,7 @@ class Parser {
             if (text.back() != ']')
                 fail("section header is missing ']'");
             auto name = trim(text.substr(1, text.size() - 2));
-            if (name != "daemon" && name != "autodeploy")
+            if (name != "daemon" && name != "autodeploy" && name != "duplicator")
                 fail("unknown section [" + std::string(name) + "]");
             section_ = name;
             return;
@@ -115,6 +111,8 @@ class Parser {
             fail("key '" + std::string(key) + "' outside of any section");
         if (section_ == "daemon")
             daemon_key(key, value);
+        else if (section_ == "duplicator")
+            duplicator_key(key, value);
         else
             autodeploy_key(key, value);
     }
@@ -176,8 +174,63 @@ class Parser {
             if (!t)
                 bad_value(key, value, "none, forever or a number of seconds");
             ad.seed_time = *t;
+        } else if (key == "peers") {
+            auto peers = parse_peer_list(value);
+            if (!peers)
+                bad_value(key, value, "host:port entries separated by blanks or commas");
+            ad.peers = std::move(*peers);
+        } else if (key == "redeploy") {
+            auto b = parse_bool(value);
+            if (!b)
+                bad_value(key, value, "yes or no");
+            ad.redeploy = *b;
         } else {
             fail("unknown key '" + std::string(key) + "' in [autodeploy]");
+        }
+    }
+
+    void duplicator_key(std::string_view key, std::string_view value) {
+        auto& dup = config_.duplicator;
+        duplicator_keys_ = true;
+        const auto size = [&] {
+            try {
+                return parse_size(value);
+            } catch (const Error&) {
+                bad_value(key, value, "a size in bytes, with an optional K, M, G or T suffix");
+            }
+        };
+        const auto boolean = [&] {
+            auto b = parse_bool(value);
+            if (!b)
+                bad_value(key, value, "yes or no");
+            return *b;
+        };
+        if (key == "torrent") {
+            dup.torrent = value;
+        } else if (key == "match_property") {
+            const auto eq = value.find('=');
+            if (eq == std::string_view::npos || eq == 0)
+                bad_value(key, value, "KEY=GLOB");
+            dup.match.property = std::string(value);
+        } else if (key == "match_by_path") {
+            if (value.empty())
+                bad_value(key, value, "a glob such as pci-0000:00:1f.2-ata-*");
+            dup.match.by_path = std::string(value);
+        } else if (key == "min_size") {
+            dup.match.min_size = size();
+        } else if (key == "max_size") {
+            dup.match.max_size = size();
+        } else if (key == "partitions") {
+            dup.match.partitions = boolean();
+        } else if (key == "verify") {
+            dup.verify = boolean();
+        } else if (key == "peers") {
+            auto peers = parse_peer_list(value);
+            if (!peers)
+                bad_value(key, value, "host:port entries separated by blanks or commas");
+            dup.peers = std::move(*peers);
+        } else {
+            fail("unknown key '" + std::string(key) + "' in [duplicator]");
         }
     }
 
@@ -185,12 +238,23 @@ class Parser {
         const auto& ad = config_.autodeploy;
         if (ad.torrent.empty() != ad.target.empty())
             fail_file("[autodeploy] needs both 'torrent' and 'target'");
+        const auto& dup = config_.duplicator;
+        if (duplicator_keys_ && dup.torrent.empty())
+            fail_file("[duplicator] needs 'torrent'");
+        if (dup.enabled()) {
+            try {
+                dup.match.validate();
+            } catch (const Error& e) {
+                fail_file(std::string("[duplicator]: ") + e.what());
+            }
+        }
     }
 
     const std::string& origin_;
     DaemonConfig config_;
     std::string_view section_;
     int line_ = 0;
+    bool duplicator_keys_ = false;  // a [duplicator] key was given
 };
 
 }  // namespace
@@ -229,6 +293,44 @@ std::optional<std::int64_t> parse_seed_time(std::string_view text) {
     if (text == "forever")
         return -1;
     return parse_int<std::int64_t>(text, 0, std::numeric_limits<std::int64_t>::max());
+}
+
+std::string seed_time_to_string(std::int64_t seconds) {
+    if (seconds == 0)
+        return "none";
+    if (seconds < 0)
+        return "forever";
+    return std::to_string(seconds);
+}
+
+std::optional<bool> parse_yes_no(std::string_view text) {
+    for (auto t : {"yes", "true", "on", "1"})
+        if (text == t)
+            return true;
+    for (auto f : {"no", "false", "off", "0"})
+        if (text == f)
+            return false;
+    return std::nullopt;
+}
+
+std::optional<std::vector<std::string>> parse_peer_list(std::string_view text) {
+    std::vector<std::string> peers;
+    constexpr std::string_view kSeparators = " \t,";
+    while (!text.empty()) {
+        auto start = text.find_first_not_of(kSeparators);
+        if (start == std::string_view::npos)
+            break;
+        text.remove_prefix(start);
+        auto end = text.find_first_of(kSeparators);
+        auto word = text.substr(0, end);
+        try {
+            peers.push_back(parse_peer(word));
+        } catch (const Error&) {
+            return std::nullopt;
+        }
+        text = end == std::string_view::npos ? std::string_view{} : text.substr(end);
+    }
+    return peers;
 }
 
 DaemonConfig parse_config(std::string_view text, const std::string& origin, DaemonConfig base) {

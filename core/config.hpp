@@ -13,7 +13,25 @@
 //   torrent = /srv/sda1.torrent  path or http(s):// / tftp:// URL
 //   target = sda1                device to deploy onto
 //   then = reboot                reboot | poweroff | seed | none
-//   seed_time = 600              none | forever | seconds (for then = seed)
+//   seed_time = 600              none | forever | seconds of seeding after the
+//                                deployment, before `then` (default: forever
+//                                for then = seed, none otherwise)
+//   peers = 10.0.0.1:6881 ...    extra peers, host:port, blank or comma separated
+//   redeploy = no                yes: deploy again at every boot, even an
+//                                image that was already deployed (see
+//                                core/autodeploy.hpp)
+//   [duplicator]                 hot-plug duplicator: every new matching disk
+//                                gets the image (daemon/duplicator.hpp)
+//   torrent = /srv/disk.torrent  path or http(s):// / tftp:// URL
+//   match_property = KEY=GLOB    udev property that must match (fnmatch glob)
+//   match_by_path = GLOB         /dev/disk/by-path/ slot that must match
+//   min_size = 8G                size bounds (bytes, or K/M/G/T suffixes,
+//   max_size = 2T                powers of 1024)
+//   partitions = no              yes: partitions may match, not just disks
+//   verify = no                  re-read and check every piece when written
+//   peers = 10.0.0.1:6881 ...    extra peers, as in [autodeploy]
+//                                At least one of match_property and
+//                                match_by_path is required.
 //
 // Parsing is strict: an unknown section or key, a malformed line or a bad
 // value is an error naming the file and line, so a typo never passes
@@ -27,7 +45,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "disk_match.hpp"
 #include "engine.hpp"
 #include "error.hpp"
 
@@ -45,12 +65,34 @@ std::string_view to_string(AfterDeploy then);
 // Seeding time as users write it: "none" (0), "forever" (-1) or a decimal
 // number of seconds. nullopt for anything else, including overflow.
 std::optional<std::int64_t> parse_seed_time(std::string_view text);
+// The inverse: 0 -> "none", -1 -> "forever", N -> "N".
+std::string seed_time_to_string(std::int64_t seconds);
+
+// yes|no|true|false|on|off|1|0; nullopt for anything else.
+std::optional<bool> parse_yes_no(std::string_view text);
+
+// "host:port host:port,[v6]:port": blank- or comma-separated peers, each
+// checked like ezioctl's --peer. nullopt when any entry is malformed.
+std::optional<std::vector<std::string>> parse_peer_list(std::string_view text);
 
 struct AutoDeployConfig {
     std::string torrent;  // path or URL; empty = auto-deploy off
     std::string target;
     AfterDeploy then = AfterDeploy::None;
-    std::int64_t seed_time = -1;  // seconds, -1 = forever; used with then = seed
+    // Seconds to seed after the deployment, -1 = forever; unset = the
+    // default for `then` (see effective_seed_time() in autodeploy.hpp).
+    std::optional<std::int64_t> seed_time;
+    std::vector<std::string> peers;  // extra peers for the deployment
+    bool redeploy = false;           // deploy even when already done once
+
+    bool enabled() const { return !torrent.empty(); }
+};
+
+struct DuplicatorConfig {
+    std::string torrent;  // path or URL; empty = duplicator off
+    DuplicatorMatch match;
+    bool verify = false;
+    std::vector<std::string> peers;  // extra peers for every deployment
 
     bool enabled() const { return !torrent.empty(); }
 };
@@ -60,6 +102,7 @@ struct DaemonConfig {
     EngineConfig engine;
     LogLevel log_level = LogLevel::Info;
     AutoDeployConfig autodeploy;
+    DuplicatorConfig duplicator;
 };
 
 inline constexpr std::string_view kDefaultConfigPath = "/etc/ezio/eziod.conf";

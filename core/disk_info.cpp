@@ -195,11 +195,11 @@ std::map<std::string, DiskInfo> read_disk_table(udev* u) {
 }
 
 void fill_in_use(DiskInfo& d, const std::map<std::string, DiskInfo>& table,
-                 const SystemUsage& system) {
+                 const SystemUsage& system, bool probe) {
     // Probe only devices that could be targets: an exclusive open of a
     // device we would never write is a needless race with its real users.
     DiskUsage u = assess_usage(d, table, system, nullptr);
-    if (!u.hard() && !d.ignore && !d.read_only && d.size > 0)
+    if (probe && !u.hard() && !d.ignore && !d.read_only && d.size > 0)
         u = assess_usage(d, table, system, probe_exclusive);
     d.in_use_reason = u.summary();
 }
@@ -238,7 +238,7 @@ std::vector<DiskInfo> enumerate_disks() {
         if (!detail::listed_in(d, table))
             continue;
         DiskInfo copy = d;
-        detail::fill_in_use(copy, table, system);
+        detail::fill_in_use(copy, table, system, true);
         out.push_back(std::move(copy));
     }
     return out;
@@ -268,7 +268,7 @@ DiskInfo describe_disk(const std::string& name_or_node) {
         throw Error(Errc::NotFound, "no such block device: " + name_or_node);
     const SystemUsage system = SystemUsage::read(table);
     DiskInfo d = it->second;
-    detail::fill_in_use(d, table, system);
+    detail::fill_in_use(d, table, system, true);
     return d;
 }
 

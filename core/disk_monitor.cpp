@@ -167,7 +167,10 @@ struct DiskMonitor::Impl {
                 if (!listed)
                     continue;
                 DiskInfo info = *now;
-                detail::fill_in_use(info, table, system);
+                // No exclusive-open probe here: it would run on every uevent and
+                // could make a concurrent mkfs or mount fail as busy. Deploy
+                // probes (check_target) and then opens the target O_EXCL.
+                detail::fill_in_use(info, table, system, false);
                 if (!was) {
                     known.emplace(n, info);
                     added_or_changed.push_back({DiskEvent::Kind::Added, std::move(info)});

@@ -6,8 +6,10 @@
 //     failure to listen is thrown right there, then starts the worker.
 //   - The worker thread owns the libudev monitor. It does the slow part:
 //     reading sysfs and the udev database, /proc/self/mountinfo and
-//     /proc/swaps, and the exclusive-open probe of possible targets. It
-//     queues DiskEvents and makes fd() readable.
+//     /proc/swaps. It never opens a device: an exclusive-open probe on
+//     every uevent could make a concurrent mkfs or mount fail as busy, so
+//     exclusive holders are found at deploy time (check_target, then our
+//     own O_EXCL open). It queues DiskEvents and makes fd() readable.
 //   - The owner (one thread at a time, e.g. the sd-event/sdbus main loop)
 //     polls fd() for POLLIN and calls read_events(), which never blocks.
 //   - The destructor (owner's thread) stops and joins the worker.

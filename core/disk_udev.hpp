@@ -42,7 +42,7 @@ std::map<std::string, DiskInfo> read_disk_table(udev* u);
 bool listed_in(const DiskInfo& d, const std::map<std::string, DiskInfo>& table);
 // Sets d.in_use_reason; probes exclusive opens only for possible targets.
 void fill_in_use(DiskInfo& d, const std::map<std::string, DiskInfo>& table,
-                 const SystemUsage& system);
+                 const SystemUsage& system, bool probe_exclusive);
 
 }  // namespace detail
 }  // namespace ezio

@@ -135,9 +135,15 @@ int Target::write_at(const char* buf, std::size_t len, std::uint64_t offset) con
 }
 
 int Target::flush() const {
+    if (const int err = flush_error_.load())
+        return err;
     while (::fdatasync(fd_) != 0) {
-        if (errno != EINTR)
-            return errno;
+        const int err = errno;
+        if (err == EINTR)
+            continue;
+        int none = 0;
+        flush_error_.compare_exchange_strong(none, err);
+        return flush_error_.load();
     }
     return 0;
 }

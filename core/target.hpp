@@ -6,6 +6,7 @@
 // shared_ptr goes away, i.e. after the last in-flight I/O job is done.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -42,7 +43,10 @@ class Target {
     // of device on read, ENOSPC on a zero-length write).
     int read_at(char* buf, std::size_t len, std::uint64_t offset) const;
     int write_at(const char* buf, std::size_t len, std::uint64_t offset) const;
-    // fdatasync(); 0 or errno.
+    // fdatasync(); 0 or errno. A failure sticks: every later call returns
+    // the first error without syncing again, because the kernel reports a
+    // lost write-back only once per open file and a second fdatasync() would
+    // claim a durability the device does not have.
     int flush() const;
 
   private:
@@ -51,6 +55,7 @@ class Target {
     int fd_;
     bool block_device_;
     std::uint64_t size_;
+    mutable std::atomic<int> flush_error_{0};  // first fdatasync() errno, 0 if none
 };
 
 }  // namespace ezio

@@ -147,6 +147,14 @@ void Daemon::flush() {
         remove_now(id);
 }
 
+namespace {
+
+std::string peers_text(std::uint32_t peers) {
+    return std::to_string(peers) + (peers == 1 ? " peer" : " peers");
+}
+
+}  // namespace
+
 std::string Daemon::status_line() const {
     std::string line;
     std::size_t finished = 0;
@@ -171,11 +179,11 @@ std::string Daemon::status_line() const {
                                     : s.state == JobState::Checking  ? "Checking "
                                                                      : "Finishing ") +
                         name + ": " + format_percent(s.progress) + ", " +
-                        format_rate(s.download_rate) + ", " + std::to_string(s.peers) + " peers";
+                        format_rate(s.download_rate) + ", " + peers_text(s.peers);
                 break;
             case JobState::Seeding:
                 line += "Seeding " + name + ": " + format_rate(s.upload_rate) + " up, " +
-                        std::to_string(s.peers) + " peers";
+                        peers_text(s.peers);
                 break;
             default: {
                 std::string state(to_string(s.state));

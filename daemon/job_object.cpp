@@ -52,6 +52,8 @@ void JobObject::update(const JobStatus& s) {
     check(old.download_rate != s.download_rate, "DownloadRate");
     check(old.upload_rate != s.upload_rate, "UploadRate");
     check(old.peers != s.peers, "Peers");
+    check(old.total_download != s.total_download, "TotalDownloaded");
+    check(old.total_upload != s.total_upload, "TotalUploaded");
     check(old.expected_end_time != s.expected_end_time, "ExpectedEndTime");
     check(old.last_error != s.last_error, "LastError");
     check(error_name_of(old) != error_name_of(s), "ErrorName");
@@ -113,6 +115,12 @@ uint64_t JobObject::UploadRate() {
 }
 uint32_t JobObject::Peers() {
     return status_.peers;
+}
+uint64_t JobObject::TotalDownloaded() {
+    return status_.total_download;
+}
+uint64_t JobObject::TotalUploaded() {
+    return status_.total_upload;
 }
 std::string JobObject::Target() {
     return status_.target;

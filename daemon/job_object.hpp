@@ -49,6 +49,8 @@ class JobObject final
     uint64_t DownloadRate() override;
     uint64_t UploadRate() override;
     uint32_t Peers() override;
+    uint64_t TotalDownloaded() override;
+    uint64_t TotalUploaded() override;
     std::string Target() override;
     std::string Name() override;
     std::string InfoHash() override;

@@ -1,7 +1,8 @@
 // eziod: owns org.ezio.Ezio1 and runs deployment jobs.
 //
 // One thread runs everything ezio-side: a poll() loop over the D-Bus
-// connection, the Engine's event fd and a signalfd for SIGTERM/SIGINT.
+// connection, the Engine's event fd, a signalfd for SIGTERM/SIGINT and the
+// disk monitor's fd (DiskManager: disks on the bus, hot-plug duplicator).
 // libtorrent and the storage run their own threads and wake us through the
 // Engine's event fd. sd_notify: READY=1 once the bus name is owned, STATUS=
 // whenever the summary changes, WATCHDOG=1 from the loop, STOPPING=1 on the
@@ -20,12 +21,15 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
 
+#include "autodeployer.hpp"
 #include "config.hpp"
 #include "daemon.hpp"
+#include "disk_manager.hpp"
 #include "log.hpp"
 
 namespace {
@@ -41,6 +45,7 @@ struct Arguments {
     std::optional<int> listen_port;
     std::optional<std::string> listen_interface;
     std::optional<std::string> log_level;
+    std::string kernel_cmdline{kKernelCmdlinePath};
     bool session = false;
 };
 
@@ -83,8 +88,9 @@ class MainLoop {
     static constexpr int kMaxMessagesPerRound = 64;
 
   public:
-    MainLoop(sdbus::IConnection& bus, daemon::Daemon& d, int signal_fd)
-        : bus_(bus), daemon_(d), signal_fd_(signal_fd) {
+    MainLoop(sdbus::IConnection& bus, daemon::Daemon& d, int signal_fd,
+             daemon::AutoDeployer* autodeploy, daemon::DiskManager& disks)
+        : bus_(bus), daemon_(d), signal_fd_(signal_fd), autodeploy_(autodeploy), disks_(disks) {
         std::uint64_t usec = 0;
         if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0)
             watchdog_interval_ =
@@ -105,6 +111,13 @@ class MainLoop {
                 ++handled;
             const bool more_bus_work = handled == kMaxMessagesPerRound;
             daemon_.flush();
+            if (autodeploy_) {
+                autodeploy_->tick();
+                daemon_.flush();
+            }
+            // Disk events (its fd is polled below) and the duplicator.
+            disks_.tick();
+            daemon_.flush();
             auto now = Clock::now();
             if (watchdog_interval_ && now >= watchdog_deadline) {
                 notify("WATCHDOG=1");
@@ -120,12 +133,17 @@ class MainLoop {
             if (watchdog_interval_)
                 timeout =
                     std::min(timeout, std::chrono::ceil<milliseconds>(watchdog_deadline - now));
+            if (autodeploy_)
+                timeout = std::min(timeout, autodeploy_->next_timeout());
+            timeout = std::min(timeout, disks_.next_timeout());
             if (more_bus_work)
                 timeout = milliseconds(0);
 
-            pollfd fds[3] = {
-                {pd.fd, pd.events, 0}, {engine.event_fd(), POLLIN, 0}, {signal_fd_, POLLIN, 0}};
-            int n = ::poll(fds, 3, to_poll_timeout(timeout));
+            pollfd fds[4] = {{pd.fd, pd.events, 0},
+                             {engine.event_fd(), POLLIN, 0},
+                             {signal_fd_, POLLIN, 0},
+                             {disks_.fd(), POLLIN, 0}};
+            int n = ::poll(fds, 4, to_poll_timeout(timeout));
             if (n < 0 && errno != EINTR)
                 throw std::runtime_error(std::strerror(errno));
             if (n > 0 && fds[2].revents) {
@@ -146,6 +164,9 @@ class MainLoop {
   private:
     void update_status() {
         auto line = daemon_.status_line();
+        if (autodeploy_)
+            line = autodeploy_->status_line(line);
+        line = disks_.status_line(line);
         if (line == status_)
             return;
         status_ = line;
@@ -155,9 +176,38 @@ class MainLoop {
     sdbus::IConnection& bus_;
     daemon::Daemon& daemon_;
     int signal_fd_;
+    daemon::AutoDeployer* autodeploy_;  // null: nothing to do at start
+    daemon::DiskManager& disks_;
     std::optional<milliseconds> watchdog_interval_;
     std::string status_;
 };
+
+// Auto-deploy as eziod.conf and the kernel command line ask; null when
+// neither asks for it. A bad kernel command line is not fatal: eziod runs,
+// and the STATUS= line and the journal say why nothing is deployed.
+std::unique_ptr<daemon::AutoDeployer> make_autodeployer(sdbus::IConnection& bus, daemon::Daemon& d,
+                                                        const DaemonConfig& config,
+                                                        const std::string& cmdline_path) {
+    daemon::AutoDeployer::Settings settings;
+    settings.state_dir = config.engine.state_dir;
+    settings.boot_id = read_boot_id();
+    try {
+        auto overrides = read_kernel_cmdline(cmdline_path);
+        if (!overrides.empty())
+            log::info("auto-deploy: kernel command line says " + [&] {
+                std::string words;
+                for (const auto& w : overrides.words)
+                    words += (words.empty() ? "" : " ") + w;
+                return words;
+            }());
+        settings.config = apply_overrides(config.autodeploy, overrides);
+    } catch (const Error& e) {
+        settings.error = e.what();
+    }
+    if (!settings.config.enabled() && settings.error.empty())
+        return nullptr;
+    return std::make_unique<daemon::AutoDeployer>(bus, d, std::move(settings));
+}
 
 int run(const Arguments& args) {
     DaemonConfig config;
@@ -170,6 +220,11 @@ int run(const Arguments& args) {
     }
     if (args.state_dir)
         config.engine.state_dir = *args.state_dir;
+    // Under systemd, StateDirectory= names the state directory (the first
+    // of a list) unless the command line or the file did.
+    if (const char* dirs = std::getenv("STATE_DIRECTORY");
+        dirs && *dirs && config.engine.state_dir.empty())
+        config.engine.state_dir = std::string(dirs).substr(0, std::string(dirs).find(':'));
     if (args.listen_port)
         config.engine.listen_port = *args.listen_port;
     if (args.listen_interface)
@@ -206,6 +261,8 @@ int run(const Arguments& args) {
             log::notice("restored " + std::to_string(restored.size()) + " job(s) from " +
                         config.engine.state_dir);
         wait_until_listening(d->engine(), *d);
+        // Disks present now go on the bus before anyone can see us.
+        daemon::DiskManager disks(*bus, *d, config.duplicator);
         try {
             bus->requestName(daemon::kBusName);
         } catch (const sdbus::Error& e) {
@@ -218,9 +275,8 @@ int run(const Arguments& args) {
                     std::string(args.session ? "session" : "system") + " bus, BitTorrent port " +
                     std::to_string(d->engine().listen_port()));
         notify("READY=1\nSTATUS=" + d->status_line());
-        if (config.autodeploy.enabled())
-            log::notice("[autodeploy] is configured but not acted on by this version");
-        MainLoop(*bus, *d, signal_fd).run();
+        auto autodeploy = make_autodeployer(*bus, *d, config, args.kernel_cmdline);
+        MainLoop(*bus, *d, signal_fd, autodeploy.get(), disks).run();
     } catch (const sdbus::Error& e) {
         log::error("D-Bus: " + e.getName() + ": " + e.getMessage());
         status = 1;
@@ -265,6 +321,9 @@ int main(int argc, char** argv) {
                    "Address the BitTorrent session binds to");
     app.add_option("--log-level", args.log_level, "debug, info, notice, warning or error")
         ->check(CLI::IsMember({"debug", "info", "notice", "warning", "error"}));
+    app.add_option("--kernel-cmdline", args.kernel_cmdline,
+                   "Read the ezio.* auto-deploy parameters from this file instead of " +
+                       std::string(kKernelCmdlinePath) + "; empty: ignore them");
     app.add_flag("--session", args.session, "Use the session bus instead of the system bus");
     app.add_flag("--version", version, "Print the version and exit");
     CLI11_PARSE(app, argc, argv);

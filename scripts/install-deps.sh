@@ -10,10 +10,11 @@ PKGS="
   libsystemd-dev libudev-dev libssl-dev
   libgtest-dev libgmock-dev googletest
   libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev
-  dbus dbus-daemon udev kmod util-linux e2fsprogs partclone
+  dpkg-dev dbus dbus-daemon udev kmod util-linux e2fsprogs partclone
   transmission-cli mktorrent opentracker udpcast iperf3 iproute2 curl
   umockdev libumockdev-dev mmdebstrap systemd-container debootstrap
   python3 python3-dbus python3-gi bash-completion
+  python3-matplotlib netcat-openbsd
 "
 missing=""
 for p in $PKGS; do

@@ -46,6 +46,17 @@ ezio_tmpdir() {
     ezio_on_exit "rm -rf '$EZIO_TMP'"
 }
 
+# ezio_detach DEV FILE: detaches loop device DEV if it still reads FILE. A
+# test may have detached DEV itself, and then the number may belong to
+# another test's loop device by the time this test exits.
+ezio_detach() {
+    local back
+    back=$(losetup -n -O BACK-FILE "$1" 2>/dev/null) || return 0
+    back=${back%"${back##*[![:space:]]}"}
+    [ "$back" = "$(realpath -m "$2")" ] || return 0
+    losetup -d "$1"
+}
+
 # ezio_loop VAR SIZE [FILL_BYTE_HEX]: attaches a loop device over a sparse
 # file and stores its path in VAR (not printed: a $(...) subshell would lose
 # the cleanup registration). With FILL_BYTE_HEX (e.g. a5) the whole device is
@@ -70,7 +81,7 @@ with open(path, "r+b") as f:
 PY
     fi
     _el_dev=$(losetup -f --show "$_el_file")
-    ezio_on_exit "losetup -d '$_el_dev'"
+    ezio_on_exit "ezio_detach '$_el_dev' '$_el_file'"
     printf -v "$_el_var" '%s' "$_el_dev"
 }
 

@@ -215,7 +215,7 @@ loop_create() {
     [ "${3:-}" = ro ] && ro=(-r)
     [ -e "$file" ] || truncate -s "${2}M" "$file"
     LOOP_DEV=$(losetup "${ro[@]}" -f --show "$file") || fail "losetup failed"
-    ezio_on_exit "losetup -d '$LOOP_DEV'"
+    ezio_on_exit "ezio_detach '$LOOP_DEV' '$file'"
 }
 
 # make_image_torrent IMAGE OUT EXTENTS: writes a torrent in ezio's layout for
@@ -265,6 +265,7 @@ NAME = "org.ezio.Ezio1"
 ROOT = "/org/ezio/Ezio1"
 MANAGER = "org.ezio.Ezio1.Manager"
 JOB = "org.ezio.Ezio1.Job"
+DISK = "org.ezio.Ezio1.Disk"
 PROPS = "org.freedesktop.DBus.Properties"
 
 
@@ -274,6 +275,8 @@ def bus():
 
 
 def iface_of(path):
+    if path.startswith(ROOT + "/disk/"):
+        return DISK
     return MANAGER if path == ROOT else JOB
 
 

@@ -41,7 +41,7 @@ expect_fail() {
 }
 
 # --- help and the verb table -------------------------------------------------------
-VERBS="deploy seed jobs status watch pause resume cancel make-torrent version help"
+VERBS="deploy seed jobs disks status watch pause resume cancel make-torrent verify autodeploy version help"
 help=$("$EZIOCTL" --help) || fail "--help failed"
 for v in $VERBS; do
     grep -Eq "^  $v( |$)" <<<"$help" || fail "--help does not list verb $v"
@@ -199,4 +199,31 @@ ok "make-torrent --hybrid makes a v1+v2 torrent"
 expect_fail 2 "piece" make-torrent image.raw -o bad.torrent --piece-size 1000
 expect_fail 2 "" make-torrent no-such-image.raw -o bad.torrent
 [ ! -e bad.torrent ] || fail "a failed make-torrent left its output"
+
+# --- verify: an image file against its torrent, without eziod --------------------------------
+out=$("$EZIOCTL" verify image.torrent image.raw) || fail "verify of the image itself failed: $out"
+grep -q "^Verified sda1 on $TMP/image.raw: 2 pieces, 6.0 MiB, all match" <<<"$out" || fail "verify said: $out"
+"$EZIOCTL" verify skip.torrent image.raw >/dev/null || fail "verify with the --skip-zero torrent failed"
+"$EZIOCTL" --json verify - image.raw <image.torrent | "$PY" -c '
+import json, sys
+j = json.load(sys.stdin)
+assert j["Match"] is True and j["BadPieces"] == [] and j["Pieces"] == 2, j
+assert j["BytesChecked"] == j["BytesTotal"] == 6 << 20 and len(j["InfoHash"]) == 40, j' ||
+    fail "verify --json of a good image"
+ok "verify: the image matches its torrent (text, --json, torrent from stdin)"
+cp image.raw bad.raw
+printf 'X' | dd of=bad.raw bs=1 seek=$(((4 << 20) + 5)) conv=notrunc status=none
+expect_fail 1 "1 of 2 pieces on $TMP/bad.raw do not match the torrent \(piece 1\)" verify image.torrent bad.raw
+rc=0
+"$EZIOCTL" --json verify image.torrent bad.raw >bad.json 2>/dev/null || rc=$?
+[ "$rc" = 1 ] || fail "verify --json of a bad image: exit $rc"
+"$PY" -c 'import json, sys; j = json.load(open(sys.argv[1])); assert j["Match"] is False and j["BadPieces"] == [1], j' \
+    bad.json || fail "verify --json of a bad image: $(cat bad.json)"
+truncate -s $((5 << 20)) bad.raw
+expect_fail 4 "holds 5242880 bytes but the image needs 6291456" verify image.torrent bad.raw
+expect_fail 4 "no such device or file" verify image.torrent no-such.raw
+expect_fail 2 "torrent" verify a.torrent image.raw
+expect_fail 2 "cannot open" verify missing.torrent image.raw
+rm -f bad.raw bad.json
+ok "verify: a flipped byte, a short target, a missing target, a bad torrent"
 echo "PASS"

@@ -17,9 +17,8 @@
 // Image torrents are checked against an independent SHA-1 (below) and
 // against libtorrent's own hashing of the extents written out as files
 // (lt::set_piece_hashes), which also covers hybrid v1+v2 torrents.
-#include <gtest/gtest.h>
 #include <grp.h>
-#include <unistd.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -562,14 +561,16 @@ TEST_F(ImageTorrent, UnreadableFile) {
     ::chmod(dir_.c_str(), 0755);
     EXPECT_EXIT(
         {
-            if (::geteuid() == 0 && (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
-                                     ::setresuid(65534, 65534, 65534) != 0))
+            if (::geteuid() == 0 &&
+                (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+                 ::setresuid(65534, 65534, 65534) != 0))
                 std::_Exit(3);
             try {
                 ezio::make_torrent_from_image(img, named("x"));
             } catch (const ezio::Error& e) {
-                const bool ok = e.code() == Errc::InvalidArgs &&
-                                std::string(e.what()).find("Permission denied") != std::string::npos;
+                const bool ok =
+                    e.code() == Errc::InvalidArgs &&
+                    std::string(e.what()).find("Permission denied") != std::string::npos;
                 std::_Exit(ok ? 0 : 1);
             }
             std::_Exit(2);
