@@ -439,9 +439,10 @@ struct Engine::Impl {
             atp = lt::read_resume_data(*resume, ec);
             if (ec)
                 atp = lt::add_torrent_params{};  // unreadable: start over, nothing trusted
-            // Blocks of unfinished pieces may not have reached the disk: fetch
-            // those pieces again rather than trust them.
-            atp.unfinished_pieces.clear();
+            // Pieces and blocks listed as written were written before the
+            // resume data was taken, and the target was flushed after that
+            // (save_resume), so they are on the disk: all of them are kept,
+            // and a completed piece is still hash-checked before it counts.
             atp.verified_pieces.clear();
             atp.flags &= ~lt::torrent_flags::seed_mode;
         }
