@@ -231,6 +231,8 @@ struct Engine::Impl {
         bool dirty = true;
         JobState last_emitted_state = JobState::Queued;
         Clock::time_point last_emit{};
+        Clock::time_point last_sample{};  // rates: time and smoothed values
+        double down_rate = 0, up_rate = 0;
         bool allow_file = false;
         // A block-device deploy holds its whole disk flock()ed so udev does
         // not probe half-written data; released with a rescan at the end.
@@ -319,13 +321,18 @@ struct Engine::Impl {
         sp.set_int(lt::settings_pack::max_out_request_queue, 1500);
         sp.set_int(lt::settings_pack::max_allowed_in_request_queue, 2000);
         sp.set_int(lt::settings_pack::request_queue_time, 2);
-        sp.set_int(lt::settings_pack::send_buffer_watermark, 8 << 20);
+        sp.set_int(lt::settings_pack::send_buffer_watermark, 32 << 20);
+        sp.set_int(lt::settings_pack::send_buffer_watermark_factor, 150);
+        sp.set_int(lt::settings_pack::max_peer_recv_buffer_size, 8 << 20);
+        sp.set_int(lt::settings_pack::send_socket_buffer_size, 4 << 20);
+        sp.set_int(lt::settings_pack::recv_socket_buffer_size, 4 << 20);
         sp.set_int(lt::settings_pack::send_buffer_low_watermark, 1 << 20);
         sp.set_int(lt::settings_pack::max_queued_disk_bytes, 32 << 20);
         sp.set_int(lt::settings_pack::aio_threads, std::max(1, config.io_threads));
         sp.set_bool(lt::settings_pack::close_redundant_connections, true);
         sp.set_int(lt::settings_pack::peer_connect_timeout, 5);
         sp.set_int(lt::settings_pack::min_reconnect_time, 2);
+        sp.set_int(lt::settings_pack::tick_interval, 100);
         return sp;
     }
 
@@ -788,13 +795,27 @@ struct Engine::Impl {
                                      s.total_download, s.total_upload);
         const auto snapshot = std::make_tuple(s.bytes_done, s.download_rate, s.upload_rate, s.peers,
                                               s.total_download, s.total_upload);
-        s.download_rate = static_cast<std::uint64_t>(std::max(0, st.download_payload_rate));
-        s.upload_rate = static_cast<std::uint64_t>(std::max(0, st.upload_payload_rate));
         s.peers = static_cast<std::uint32_t>(std::max(0, st.num_peers));
-        s.total_download =
+        const auto down =
             static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.total_payload_download));
-        s.total_upload =
+        const auto up =
             static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.total_payload_upload));
+        // Rates from the byte counters between two updates, smoothed:
+        // libtorrent's own rates lag by seconds, which on a LAN is the whole
+        // deployment.
+        const auto now = Clock::now();
+        if (j.last_sample != Clock::time_point{} && now > j.last_sample) {
+            const double dt = std::chrono::duration<double>(now - j.last_sample).count();
+            const double d = static_cast<double>(down - std::min(down, s.total_download)) / dt;
+            const double u = static_cast<double>(up - std::min(up, s.total_upload)) / dt;
+            j.down_rate = j.down_rate * 0.3 + d * 0.7;
+            j.up_rate = j.up_rate * 0.3 + u * 0.7;
+            s.download_rate = static_cast<std::uint64_t>(j.down_rate);
+            s.upload_rate = static_cast<std::uint64_t>(j.up_rate);
+        }
+        j.last_sample = now;
+        s.total_download = down;
+        s.total_upload = up;
         if (s.operation == Operation::Seed) {
             s.bytes_done = s.bytes_total;
             s.progress = 1.0;
