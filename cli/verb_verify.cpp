@@ -105,7 +105,7 @@ int run_verify(Context& ctx) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
-    if (cancel || interrupt.signal()) {
+    if ((cancel || interrupt.signal()) && result.bytes_checked < total) {
         if (!g.quiet)
             std::fprintf(stderr, "Stopped verifying %s after %s of %s.\n", path.c_str(),
                          format_bytes(result.bytes_checked).c_str(), format_bytes(total).c_str());

@@ -30,6 +30,7 @@
 #include "atomic_file.hpp"
 #include "disk_lock.hpp"
 #include "layout.hpp"
+#include "peer_ban.hpp"
 #include "raw_disk_io.hpp"
 #include "target.hpp"
 #include "target_safety.hpp"
@@ -243,6 +244,8 @@ struct Engine::Impl {
         std::optional<Clock::time_point> seed_until;  // when seeding after deploy ends
         std::thread finisher;                         // flush + verify
         std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+        // Peers banned for corrupt data stay out (see peer_ban.hpp).
+        std::shared_ptr<PeerBans> bans = std::make_shared<PeerBans>();
     };
 
     Impl(EngineConfig cfg, EngineObserver* obs) : config(std::move(cfg)), observer(obs) {
@@ -485,6 +488,9 @@ struct Engine::Impl {
                 ? options.max_connections
                 : (config.connections_per_torrent > 0 ? config.connections_per_torrent : -1);
         atp.peers = peers;
+        atp.extensions.push_back([bans = j->bans](const lt::torrent_handle&, lt::client_data_t) {
+            return make_ban_plugin(bans);
+        });
         if (op == Operation::Seed) {
             if (options.seed_verified) {
                 // A known-good source: every piece is there, nothing rehashed.
@@ -889,6 +895,7 @@ struct Engine::Impl {
                                       "piece " + std::to_string(static_cast<int>(hf->piece_index)) +
                                           " failed its hash check; fetching it again");
             } else if (auto* ban = lt::alert_cast<lt::peer_ban_alert>(a)) {
+                j->bans->ban(ban->endpoint, ban->pid);
                 if (observer)
                     observer->job_log(j->status, "banned peer " +
                                                      (ban->endpoint.address().to_string() + ":" +

@@ -99,12 +99,16 @@ same_image() {
     ok "ezioctl verify: $out"
 }
 
-# resume_pieces FILE: number of pieces a libtorrent resume file says we have.
-resume_pieces() {
-    "$PY" - "$1" <<'PY'
+# resume_bytes FILE: image bytes a libtorrent resume file says are on the
+# target: whole pieces ("pieces", bit 0 of each byte) plus the written
+# 16 KiB blocks of unfinished pieces ("unfinished" bitmasks).
+resume_bytes() {
+    "$PY" - "$1" "$PIECE" <<'PY'
 import sys, libtorrent as lt
-atp = lt.read_resume_data(open(sys.argv[1], "rb").read())
-print(sum(1 for have in atp.have_pieces if have))
+d = lt.bdecode(open(sys.argv[1], "rb").read())
+have = sum(1 for c in d.get(b"pieces", b"") if c & 1)
+blocks = sum(bin(c).count("1") for u in d.get(b"unfinished", []) for c in u.get(b"bitmask", b""))
+print(have * int(sys.argv[2]) + blocks * 16384)
 PY
 }
 

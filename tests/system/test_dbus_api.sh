@@ -173,8 +173,9 @@ case "$state" in
     *) fail "State of a job without peers: $state" ;;
 esac
 all=$(ezc "$A" getall "$JOB")
-for p in Operation State Progress BytesDone BytesTotal DownloadRate UploadRate Peers Target Name \
-    InfoHash StartTime ExpectedEndTime LastError ErrorName Options; do
+for p in Operation State Progress BytesDone BytesTotal DownloadRate UploadRate Peers \
+    TotalDownloaded TotalUploaded Target Name InfoHash StartTime ExpectedEndTime LastError \
+    ErrorName Options; do
     grep -q "\"$p\":" <<<"$all" || fail "GetAll lacks $p: $all"
 done
 ok "GetAll has every documented property"

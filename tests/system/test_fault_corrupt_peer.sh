@@ -51,16 +51,26 @@ ok "good seeder on port $GOOD_PORT (4 MiB/s), corrupt seeder on port $BAD_PORT (
 
 JOB=$(ezc "$BUS_receiver" deploy "$TORRENT" "$DST" \
     "peers:as=127.0.0.1:$BAD_PORT,127.0.0.1:$GOOD_PORT") || fail "Deploy: $JOB"
-expect_completed "$BUS_receiver" "$JOB" 100
-
 LOG="$EZIO_TMP/receiver/eziod.log"
+# Once banned, the corrupt seeder must stay out: it learnt the receiver's
+# port and keeps trying to connect, and it must not send another byte.
+wait_until 60 "the corrupt peer is banned" grep -q "banned peer 127.0.0.1:$BAD_PORT" "$LOG"
+# libtorrent adds a connection's bytes to the torrent's once a second, and
+# eziod publishes them twice a second: wait for both before each reading.
+sleep 3
+sent_at_ban=$(prop "$BUS_bad" "$BJOB" TotalUploaded)
+expect_completed "$BUS_receiver" "$JOB" 100
+sleep 3
+sent_at_end=$(prop "$BUS_bad" "$BJOB" TotalUploaded)
+[ $((sent_at_end - sent_at_ban)) -lt "$PIECE" ] ||
+    fail "the banned peer sent $((sent_at_end - sent_at_ban)) more bytes after its ban"
+ok "after its ban the corrupt peer sent nothing more ($sent_at_ban bytes in all)"
 failures=$(grep -c "failed its hash check" "$LOG" || true)
 [ "$failures" -ge 1 ] || fail "no hash failure was reported; did the corrupt peer send anything?"
 ok "$failures hash failure(s) reported"
 grep -q "banned peer 127.0.0.1:$BAD_PORT" "$LOG" || fail "the corrupt peer was not banned: $(grep -i ban "$LOG")"
 grep -q "banned peer 127.0.0.1:$GOOD_PORT" "$LOG" && fail "the good seeder was banned too"
 ok "the corrupt peer 127.0.0.1:$BAD_PORT was banned, the good seeder was not"
-sleep 1 # counters are published twice a second
 bad_up=$(prop "$BUS_bad" "$BJOB" TotalUploaded)
 good_up=$(prop "$BUS_good" "$GJOB" TotalUploaded)
 got=$(prop "$BUS_receiver" "$JOB" TotalDownloaded)

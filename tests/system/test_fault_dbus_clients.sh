@@ -123,9 +123,17 @@ echo "after 240 vanished calls and 120 killed watchers: $fds1 descriptors;" \
     "resident KiB after each block: ${samples[*]}"
 eziod_alive receiver || fail "eziod died"
 [ "$fds1" -le $((fds0 + 2)) ] || fail "descriptors grew from $fds0 to $fds1: $(ls -l /proc/"$PID"/fd)"
-[ "$last" -le $((first + 8 * 1024)) ] ||
-    fail "resident memory keeps growing: at most $first KiB in blocks 1-3, $last KiB in blocks 4-6"
-ok "no descriptor leak ($fds0 -> $fds1), resident memory stable (max $first KiB, then $last KiB)"
+if ldd "$EZIOD" | grep -q libasan; then
+    # AddressSanitizer keeps freed memory in quarantine, so RSS says nothing;
+    # LeakSanitizer checks at the clean stop below (a leak is exit status 23).
+    ok "no descriptor leak ($fds0 -> $fds1); memory: LeakSanitizer at exit (ASan build)"
+else
+    # 16 MiB of slack: four of the 4 MiB messages that malloc may keep
+    # cached between blocks; a leak of 240 calls' worth would be far more.
+    [ "$last" -le $((first + 16 * 1024)) ] ||
+        fail "resident memory keeps growing: at most $first KiB in blocks 1-3, $last KiB in blocks 4-6"
+    ok "no descriptor leak ($fds0 -> $fds1), resident memory stable (max $first KiB, then $last KiB)"
+fi
 
 # --- eziod still serves ------------------------------------------------------------------------
 expect_eq "Version" "$(prop "$RA" $ROOT Version)" "\"$("$EZIOD" --version | cut -d' ' -f2)\""

@@ -10,6 +10,12 @@
 #   - another deployment on the same eziod, running at the same time onto a
 #     healthy loop device, goes on and completes byte-identical;
 #   - eziod keeps answering on the bus.
+# Then a disk that fills up and gets space back (a thin-provisioned volume
+# that is extended): a periodic flush fails, later writes succeed again. The
+# pieces whose write-back failed are gone although their hashes had passed,
+# so the job must fail at that first failed flush, and must not complete
+# once the device accepts writes again (before this test, eziod only logged
+# the failed resume-save flush and a later flush reported success).
 . "$(dirname "$0")/lib_fault.sh"
 ezio_require_root "mounts a tmpfs, attaches loop devices, runs eziod on private system buses"
 ezio_setup
@@ -91,6 +97,37 @@ same_image "$SMALL_TORRENT" "$SMALL_IMG" "$GOOD_DEV"
 ok "ezioctl verify rejects the failed disk"
 [ -z "$(ls "$EZIO_TMP/receiver/state/jobs/${BAD_JOB##*/}" 2>/dev/null)" ] ||
     fail "the failed job left resume state behind"
+
+
+# --- a disk that runs full, then gets space back -----------------------------------------
+TMPFS2="$EZIO_TMP/tmpfs2"
+mkdir -p "$TMPFS2"
+mount -t tmpfs -o size=20m ezio-test "$TMPFS2" || fail "cannot mount a second tmpfs"
+ezio_on_exit "umount '$TMPFS2'"
+head -c $((16 * MIB)) /dev/zero >"$TMPFS2/filler" # 4 MiB stay free
+truncate -s 32M "$TMPFS2/disk.img"
+THIN_DEV=$(losetup -f --show "$TMPFS2/disk.img") || fail "losetup over the second tmpfs"
+ezio_on_exit "losetup -d '$THIN_DEV'"
+fault_image thin 32 "0:$((16 * MIB))"
+THIN_IMG=$IMG THIN_TORRENT=$TORRENT
+loop_create thin 32 ro
+SJOB=$(ezc "$SA" seed "$THIN_TORRENT" "$LOOP_DEV" max_upload_rate:u=524288) || fail "Seed: $SJOB"
+THIN_JOB=$(ezc "$RA" deploy "$THIN_TORRENT" "$THIN_DEV" "$PEER") || fail "Deploy: $THIN_JOB"
+# 16 MiB at 512 KiB/s: 32 s, with a periodic flush every 15 s; the one that
+# comes after the first 4 MiB fails.
+flush_failed() {
+    state_is "$RA" "$THIN_JOB" failed ||
+        grep -q "job ${THIN_JOB##*/} .*flushing $THIN_DEV failed" "$EZIO_TMP/receiver/eziod.log"
+}
+wait_until 40 "a failed flush of $THIN_DEV" flush_failed
+rm "$TMPFS2/filler"
+ok "a flush of $THIN_DEV failed; the space is back ($(state "$RA" "$THIN_JOB"))"
+out=$(ezc "$RA" wait-completed "$THIN_JOB" 60) || fail "the thin deploy did not end: $out"
+case "$out" in
+    false*) ok "Completed(false) after the space came back: $out" ;;
+    *) fail "a deployment that lost writes reported success: $out; $("$EZIOCTL" verify "$THIN_TORRENT" "$THIN_DEV" 2>&1)" ;;
+esac
+expect_eq "ErrorName" "$(prop "$RA" "$THIN_JOB" ErrorName)" '"org.ezio.Ezio1.Error.IoError"'
 
 rc=0
 eziod_stop receiver || rc=$?

@@ -40,29 +40,28 @@ ok "deploying $DATA_BYTES bytes at $RATE bytes/s: $JOB"
 # eziod saves resume data every 15 s (after flushing the target). Each save
 # replaces the file by a rename, so a new inode means a fresh save.
 RESUME="$EZIO_TMP/receiver/state/jobs/${JOB##*/}/resume"
-PIECES=$((DATA_BYTES / PIECE))
 old=none saved=0
 for ((i = 0; i < 1200; i++)); do
     now=$(stat -c %i "$RESUME" 2>/dev/null || echo none)
     if [ "$now" != none ] && [ "$now" != "$old" ]; then
         old=$now
-        saved=$(resume_pieces "$RESUME" 2>/dev/null || echo 0)
-        [ $((saved * 5)) -ge "$PIECES" ] && break
+        saved=$(resume_bytes "$RESUME" 2>/dev/null || echo 0)
+        [ $((saved * 5)) -ge "$DATA_BYTES" ] && break
     fi
     sleep 0.05
 done
-[ $((saved * 5)) -ge "$PIECES" ] || fail "no resume save listed a fifth of the image within 60 s"
+[ $((saved * 5)) -ge "$DATA_BYTES" ] || fail "no resume save listed a fifth of the image within 60 s"
 kill -KILL "${EZIOD_PID[receiver]}"
 wait "${EZIOD_PID[receiver]}" 2>/dev/null || true
-expect_eq "pieces in the resume file after the kill" "$(resume_pieces "$RESUME")" "$saved"
+expect_eq "bytes listed in the resume file after the kill" "$(resume_bytes "$RESUME")" "$saved"
 [ "$(state "$SA" "$SJOB")" = seeding ] || fail "the seeder stopped"
-ok "receiver killed (SIGKILL) right after a resume save listing $saved of $PIECES pieces"
+ok "receiver killed (SIGKILL) right after a resume save listing $saved of $DATA_BYTES bytes"
 
 # --- restart: the job is back and continues where the resume data says ---------
 eziod_start receiver "$RA" 0
 expect_eq "jobs after restart" "$(ezc "$RA" list)" "[\"$JOB\"]"
 wait_until 30 "the restored job reports the saved pieces" \
-    at_least "$RA" "$JOB" BytesDone $((saved * PIECE - PIECE))
+    at_least "$RA" "$JOB" BytesDone $((saved - PIECE))
 ok "restored job starts from $(prop "$RA" "$JOB" BytesDone) bytes, not from zero"
 expect_completed "$RA" "$JOB" 120
 after_restart=$(prop "$RA" "$JOB" TotalDownloaded)
@@ -76,7 +75,7 @@ echo "seeder uploaded $uploaded bytes for $DATA_BYTES bytes of image (again: $ag
 [ "$uploaded" -ge "$DATA_BYTES" ] || fail "the seeder uploaded less than the image: $uploaded"
 [ $((again * 100)) -lt $((DATA_BYTES * 25)) ] ||
     fail "$again bytes ($((again * 100 / DATA_BYTES))%) fetched twice, expected < 25%"
-[ "$after_restart" -le $((DATA_BYTES - saved * PIECE + 4 * PIECE)) ] ||
+[ "$after_restart" -le $((DATA_BYTES - saved + 4 * PIECE)) ] ||
     fail "after the restart the receiver fetched $after_restart bytes, more than what the resume data lacked"
 ok "re-downloaded $((again * 100 / DATA_BYTES))% of the image (< 25%)"
 

@@ -1,0 +1,128 @@
+"""Small measuring helpers for bench/run.sh (Debian's /usr/bin/python3).
+
+usage: bench.py COMMAND ARGS...
+  sha1 MIB                 SHA-1 speed of one core over MIB MiB in memory
+                           (hashlib is OpenSSL's SHA-1, as libtorrent's);
+                           prints MiB/s
+  iperf JSON               received rate of an `iperf3 -J` run, in Gbit/s
+  proc PID                 "VmHWM_KiB VmRSS_KiB CPU_TICKS" (utime + stime)
+  ticks                    clock ticks per second
+  concat TORRENT_INFO DEV OUT
+                           writes the extents a partclone torrent.info lists,
+                           read from DEV, one after another into OUT: the
+                           image payload that udpcast and netcat send
+  field JSON KEY           a top-level field of the last JSON object in a file
+  median X...              median of numbers
+"""
+import hashlib
+import json
+import os
+import statistics
+import sys
+import time
+
+
+def sha1_speed(mib):
+    block = os.urandom(16 << 20)
+    h = hashlib.sha1()
+    left = mib << 20
+    start = time.perf_counter()
+    while left > 0:
+        n = min(left, len(block))
+        h.update(memoryview(block)[:n])
+        left -= n
+    h.digest()
+    return mib / (time.perf_counter() - start)
+
+
+def iperf_gbit(path):
+    with open(path) as f:
+        data = json.load(f)
+    return data["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def proc(pid):
+    hwm = rss = 0
+    with open("/proc/%s/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+            elif line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    with open("/proc/%s/stat" % pid) as f:
+        # Fields after the command name (which may hold blanks) start at 3.
+        rest = f.read().rsplit(")", 1)[1].split()
+    ticks = int(rest[11]) + int(rest[12])  # utime, stime: fields 14, 15
+    return hwm, rss, ticks
+
+
+def extents(info_path):
+    out, offset = [], None
+    with open(info_path) as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key == "offset":
+                offset = int(value.strip(), 16)
+            elif key == "length" and offset is not None:
+                out.append((offset, int(value.strip(), 16)))
+                offset = None
+    return out
+
+
+def concat(info_path, dev, out):
+    total = 0
+    with open(dev, "rb") as src, open(out, "wb") as dst:
+        for offset, length in extents(info_path):
+            src.seek(offset)
+            left = length
+            while left:
+                chunk = src.read(min(left, 8 << 20))
+                if not chunk:
+                    raise SystemExit("short read from %s at %d" % (dev, offset))
+                dst.write(chunk)
+                left -= len(chunk)
+            total += length
+    return total
+
+
+def last_json(path):
+    obj = None
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    pass
+    if obj is None:
+        with open(path) as f:
+            obj = json.load(f)
+    return obj
+
+
+def main(argv):
+    cmd, args = argv[0], argv[1:]
+    if cmd == "sha1":
+        print("%.1f" % sha1_speed(int(args[0])))
+    elif cmd == "iperf":
+        print("%.3f" % iperf_gbit(args[0]))
+    elif cmd == "proc":
+        print("%d %d %d" % proc(args[0]))
+    elif cmd == "ticks":
+        print(os.sysconf("SC_CLK_TCK"))
+    elif cmd == "concat":
+        print(concat(*args))
+    elif cmd == "field":
+        value = last_json(args[0]).get(args[1], "")
+        print(value if not isinstance(value, (dict, list)) else json.dumps(value))
+    elif cmd == "median":
+        print("%.6g" % statistics.median(float(x) for x in args))
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
