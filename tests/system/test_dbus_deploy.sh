@@ -101,8 +101,15 @@ ok "DownloadRate = $rate under a 1 MiB/s limit"
 
 ezc "$RA" call "$JOB2" Pause >/dev/null || fail "Pause"
 expect_eq "State after Pause" "$(ezc "$RA" wait "$JOB2" paused 10)" paused
-sleep 1
-before=$(ezc "$RA" get "$JOB2" BytesDone)
+# A graceful pause lets requests already in flight land: wait until the
+# count settles, then it must not move at all.
+before=-1
+for ((i = 0; i < 40; i++)); do
+    sleep 0.5
+    now=$(ezc "$RA" get "$JOB2" BytesDone)
+    [ "$now" = "$before" ] && break
+    before=$now
+done
 sleep 2
 after=$(ezc "$RA" get "$JOB2" BytesDone)
 expect_eq "BytesDone while paused" "$after" "$before"
