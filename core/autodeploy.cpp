@@ -392,22 +392,7 @@ std::string replace_autodeploy_section(std::string_view text, std::string_view s
 // --- torrents -----------------------------------------------------------------------------
 
 std::string torrent_info_hash(std::span<const char> torrent) {
-    const auto image = load_image_torrent(torrent);
-    const auto& ih = image.info->info_hashes();
-    std::string out;
-    static const char digits[] = "0123456789abcdef";
-    auto append = [&](const char* data, std::size_t n) {
-        for (std::size_t i = 0; i < n; ++i) {
-            const auto b = static_cast<unsigned char>(data[i]);
-            out += digits[b >> 4];
-            out += digits[b & 15];
-        }
-    };
-    if (ih.has_v1())
-        append(ih.v1.data(), ih.v1.size());
-    else
-        append(ih.v2.data(), ih.v2.size());
-    return out;
+    return info_hash_hex(*load_image_torrent(torrent).info);
 }
 
 }  // namespace ezio

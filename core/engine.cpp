@@ -35,6 +35,7 @@
 #include "target.hpp"
 #include "target_safety.hpp"
 #include "verify.hpp"
+#include "work_queue.hpp"
 
 namespace ezio {
 
@@ -80,24 +81,6 @@ std::uint64_t now_us() {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                           std::chrono::system_clock::now().time_since_epoch())
                                           .count());
-}
-
-std::string hex_info_hash(const lt::torrent_info& ti) {
-    const auto& ih = ti.info_hashes();
-    std::string out;
-    auto append = [&out](const char* data, std::size_t n) {
-        static const char digits[] = "0123456789abcdef";
-        for (std::size_t i = 0; i < n; ++i) {
-            const auto b = static_cast<unsigned char>(data[i]);
-            out += digits[b >> 4];
-            out += digits[b & 15];
-        }
-    };
-    if (ih.has_v1())
-        append(ih.v1.data(), ih.v1.size());
-    else
-        append(ih.v2.data(), ih.v2.size());
-    return out;
 }
 
 // "host:port" or "[v6]:port" to endpoints; throws InvalidArgs.
@@ -147,51 +130,6 @@ std::string describe_storage_error(const lt::file_error_alert& a) {
     std::string op = lt::operation_name(a.op);
     return op + " failed: " + msg;
 }
-
-// One background thread running jobs in order (resume-data saves: flush the
-// target, then write the file). stop() runs what is queued, then joins.
-class BackgroundQueue {
-  public:
-    BackgroundQueue() : thread_([this] { run(); }) {}
-    ~BackgroundQueue() { stop(); }
-    void push(std::function<void()> fn) {
-        {
-            std::lock_guard lock(mutex_);
-            queue_.push_back(std::move(fn));
-        }
-        cv_.notify_one();
-    }
-    void stop() {
-        {
-            std::lock_guard lock(mutex_);
-            stopping_ = true;
-        }
-        cv_.notify_one();
-        if (thread_.joinable())
-            thread_.join();
-    }
-
-  private:
-    void run() {
-        for (;;) {
-            std::function<void()> fn;
-            {
-                std::unique_lock lock(mutex_);
-                cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-                if (queue_.empty())
-                    return;
-                fn = std::move(queue_.front());
-                queue_.pop_front();
-            }
-            fn();
-        }
-    }
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    std::deque<std::function<void()>> queue_;
-    bool stopping_ = false;
-    std::thread thread_;
-};
 
 nlohmann::json options_to_json(const JobOptions& o) {
     return {{"peers", o.peers},
@@ -357,7 +295,7 @@ struct Engine::Impl {
     }
 
     void check_conflicts(const ImageTorrent& t, const std::string& path, bool writing) {
-        const std::string ih = hex_info_hash(*t.info);
+        const std::string ih = info_hash_hex(*t.info);
         for (const auto& [id, j] : jobs) {
             if (!j->in_session)
                 continue;
@@ -465,7 +403,7 @@ struct Engine::Impl {
         j->status.state = JobState::Queued;
         j->status.target = target->path();
         j->status.name = t.info->name();
-        j->status.info_hash = hex_info_hash(*t.info);
+        j->status.info_hash = info_hash_hex(*t.info);
         j->status.bytes_total = t.layout.data_bytes();
         j->status.start_time = start_time ? start_time : now_us();
         j->options = options;
@@ -1006,7 +944,7 @@ struct Engine::Impl {
     Clock::time_point next_resume_save = Clock::now() + std::chrono::seconds(5);
     int resume_outstanding = 0;
     bool shutting_down = false;
-    BackgroundQueue saver;  // last member: stopped first, before what it uses goes
+    WorkQueue saver;  // last member: stopped first, before what it uses goes
 };
 
 Engine::Engine(EngineConfig config, EngineObserver* observer)

@@ -100,6 +100,21 @@ void ImageLayout::check_fits(std::uint64_t size, const std::string& target) cons
                                              " bytes but the image needs " + std::to_string(end_));
 }
 
+std::string info_hash_hex(const lt::torrent_info& ti) {
+    const auto& ih = ti.info_hashes();
+    static const char digits[] = "0123456789abcdef";
+    const char* data = ih.has_v1() ? ih.v1.data() : ih.v2.data();
+    const std::size_t n = ih.has_v1() ? ih.v1.size() : ih.v2.size();
+    std::string out;
+    out.reserve(2 * n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto b = static_cast<unsigned char>(data[i]);
+        out += digits[b >> 4];
+        out += digits[b & 15];
+    }
+    return out;
+}
+
 ImageTorrent load_image_torrent(std::span<const char> bytes, const LayoutLimits& limits) {
     if (bytes.empty())
         throw Error(Errc::InvalidTorrent, "torrent is empty");

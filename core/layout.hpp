@@ -73,6 +73,9 @@ struct ImageTorrent {
     ImageLayout layout;
 };
 
+// The torrent's info-hash in hex: v1 (40 digits) if it has one, else v2 (64).
+std::string info_hash_hex(const lt::torrent_info& ti);
+
 // Decodes .torrent bytes with hard limits and validates the layout. Throws
 // ezio::Error(Errc::InvalidTorrent) with a readable message.
 ImageTorrent load_image_torrent(std::span<const char> bytes, const LayoutLimits& limits = {});

@@ -1,5 +1,7 @@
 #include "raw_disk_io.hpp"
 
+#include "work_queue.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -122,56 +124,13 @@ class RawDiskIO::Worker {
     }
     void drop_cursor(CursorKey key) { cursors_.erase(key); }
 
-    Worker() : thread_([this] { run(); }) {}
-    ~Worker() { stop(); }
-
-    void push(std::function<void()> job) {
-        {
-            std::lock_guard lock(mutex_);
-            queue_.push_back(std::move(job));
-        }
-        cv_.notify_one();
-    }
-
+    void push(std::function<void()> job) { queue_.push(std::move(job)); }
     // Runs what is queued, then ends the thread.
-    void stop() {
-        {
-            std::lock_guard lock(mutex_);
-            if (stopping_) {
-                if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id())
-                    thread_.join();
-                return;
-            }
-            stopping_ = true;
-        }
-        cv_.notify_one();
-        if (thread_.joinable())
-            thread_.join();
-    }
+    void stop() { queue_.stop(); }
 
   private:
-    void run() {
-        std::vector<char> scratch;
-        for (;;) {
-            std::function<void()> job;
-            {
-                std::unique_lock lock(mutex_);
-                cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-                if (queue_.empty())
-                    return;
-                job = std::move(queue_.front());
-                queue_.pop_front();
-            }
-            job();
-        }
-    }
-
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    std::deque<std::function<void()>> queue_;
-    bool stopping_ = false;
     std::map<CursorKey, Cursor> cursors_;  // this worker's thread only
-    std::thread thread_;
+    WorkQueue queue_;                      // last: its thread uses cursors_
 };
 
 RawDiskIO::RawDiskIO(lt::io_context& ioc, const lt::settings_interface& settings, int threads)
