@@ -1,6 +1,7 @@
 #include "engine.hpp"
 
 #include <netdb.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -160,12 +161,19 @@ JobOptions options_from_json(const nlohmann::json& j) {
 }  // namespace
 
 struct Engine::Impl {
+    // A libtorrent session and its disk I/O (owned by the session).
+    struct Lane {
+        RawDiskIO* disk = nullptr;
+        std::unique_ptr<lt::session> session;
+    };
+
     struct Job {
         JobStatus status;
         JobOptions options;
         ImageTorrent torrent;
         std::shared_ptr<Target> target;
         lt::torrent_handle handle;
+        Lane* lane = nullptr;  // the session holding the torrent
         bool in_session = false;
         bool dirty = true;
         JobState last_emitted_state = JobState::Queued;
@@ -191,22 +199,7 @@ struct Engine::Impl {
         if (event < 0)
             throw Error(Errc::Failed, std::string("eventfd: ") + std::strerror(errno));
 
-        lt::session_params params;
-        params.settings = settings();
-        const int threads =
-            config.io_threads > 0
-                ? config.io_threads
-                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-        params.disk_io_constructor = [this, threads](lt::io_context& ioc,
-                                                     lt::settings_interface const& sett,
-                                                     lt::counters&) {
-            auto io = std::make_unique<RawDiskIO>(ioc, sett, threads);
-            disk = io.get();
-            return io;
-        };
-        session = std::make_unique<lt::session>(std::move(params));
-        const int fd = event;
-        session->set_alert_notify([fd] { wake(fd); });
+        lanes.push_back(make_lane(config.listen_port));
         next_update = Clock::now();
     }
 
@@ -222,13 +215,82 @@ struct Engine::Impl {
         [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof one);
     }
 
-    lt::settings_pack settings() const {
+    // One libtorrent session. libtorrent holds a torrent once per session,
+    // so a second job of the same image (the duplicator's bays, two targets
+    // of one deploy) runs in a lane of its own: a further session listening
+    // on a free port, whose jobs are peers of the first lane's.
+    std::unique_ptr<Lane> make_lane(int port) {
+        auto lane = std::make_unique<Lane>();
+        lt::session_params params;
+        params.settings = settings(port);
+        const int threads =
+            config.io_threads > 0
+                ? config.io_threads
+                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+        Lane* raw = lane.get();
+        params.disk_io_constructor =
+            [raw, threads](lt::io_context& ioc, lt::settings_interface const& sett, lt::counters&) {
+                auto io = std::make_unique<RawDiskIO>(ioc, sett, threads);
+                raw->disk = io.get();
+                return io;
+            };
+        lane->session = std::make_unique<lt::session>(std::move(params));
+        const int fd = event;
+        lane->session->set_alert_notify([fd] { wake(fd); });
+        return lane;
+    }
+
+    // The lane for a new job of `info_hash`: the first one without it,
+    // created when every lane has it.
+    Lane& lane_for(const std::string& info_hash) {
+        for (auto& lane : lanes) {
+            const bool taken = std::any_of(jobs.begin(), jobs.end(), [&](const auto& entry) {
+                const Job& j = *entry.second;
+                return j.in_session && j.lane == lane.get() && j.status.info_hash == info_hash;
+            });
+            if (!taken)
+                return *lane;
+        }
+        if (lanes.size() >= kMaxLanes)
+            throw Error(Errc::TargetBusy, "torrent " + info_hash + " already runs in " +
+                                              std::to_string(lanes.size()) + " jobs");
+        lanes.push_back(make_lane(0));
+        return *lanes.back();
+    }
+
+    // Where the other lanes holding `info_hash` listen, so jobs of the same
+    // image in one eziod exchange pieces over loopback.
+    std::vector<lt::tcp::endpoint> sibling_endpoints(const Lane& self,
+                                                     const std::string& info_hash) const {
+        lt::error_code ec;
+        auto address = lt::make_address(config.listen_interface, ec);
+        if (ec)
+            return {};
+        if (address.is_unspecified())
+            address = address.is_v6() ? lt::address(lt::address_v6::loopback())
+                                      : lt::address(lt::address_v4::loopback());
+        std::vector<lt::tcp::endpoint> out;
+        for (const auto& lane : lanes) {
+            if (lane.get() == &self)
+                continue;
+            const bool holds = std::any_of(jobs.begin(), jobs.end(), [&](const auto& entry) {
+                const Job& j = *entry.second;
+                return j.in_session && j.lane == lane.get() && j.status.info_hash == info_hash;
+            });
+            const int port = lane->session->listen_port();
+            if (holds && port > 0)
+                out.emplace_back(address, static_cast<std::uint16_t>(port));
+        }
+        return out;
+    }
+
+    lt::settings_pack settings(int port) const {
         lt::settings_pack sp;
         sp.set_str(lt::settings_pack::listen_interfaces,
                    (config.listen_interface.find(':') != std::string::npos
                         ? "[" + config.listen_interface + "]"
                         : config.listen_interface) +
-                       ":" + std::to_string(config.listen_port));
+                       ":" + std::to_string(port));
         sp.set_str(lt::settings_pack::user_agent, config.user_agent + "/" EZIO_VERSION);
         // peer: for peer_ban_alert (a peer that sent data failing the hash).
         sp.set_int(lt::settings_pack::alert_mask,
@@ -294,14 +356,12 @@ struct Engine::Impl {
         return j == jobs.end() ? nullptr : j->second.get();
     }
 
-    void check_conflicts(const ImageTorrent& t, const std::string& path, bool writing) {
-        const std::string ih = info_hash_hex(*t.info);
+    // Jobs of one image may run side by side (in separate lanes); one target
+    // is written by one job only.
+    void check_conflicts(const std::string& path, bool writing) {
         for (const auto& [id, j] : jobs) {
             if (!j->in_session)
                 continue;
-            if (j->status.info_hash == ih)
-                throw Error(Errc::TargetBusy,
-                            "torrent " + ih + " is already in use by job " + std::to_string(id));
             if (j->status.target == path && (writing || j->status.operation == Operation::Deploy))
                 throw Error(Errc::TargetBusy,
                             path + " is already in use by job " + std::to_string(id));
@@ -355,7 +415,7 @@ struct Engine::Impl {
             peers.insert(peers.end(), eps.begin(), eps.end());
         }
         const bool writing = op == Operation::Deploy;
-        check_conflicts(t, path, writing);
+        check_conflicts(path, writing);
 
         // A block device to write: the safety rules decide first (mounted,
         // system disk, ignored, read-only, too small, ...), then the whole
@@ -440,17 +500,21 @@ struct Engine::Impl {
             }
         }
 
+        Lane& lane = lane_for(j->status.info_hash);
+        for (const auto& ep : sibling_endpoints(lane, j->status.info_hash))
+            atp.peers.push_back(ep);
         if (!fixed_id)
             persist(*j, bytes);
-        disk->bind(target, t.layout);
+        lane.disk->bind(target, t.layout);
         lt::error_code ec;
-        j->handle = session->add_torrent(std::move(atp), ec);
+        j->handle = lane.session->add_torrent(std::move(atp), ec);
         if (ec) {
-            disk->unbind(target.get());
+            lane.disk->unbind(target.get());
             forget(id);
             throw Error(Errc::Failed, "cannot start the torrent: " + ec.message());
         }
         j->in_session = true;
+        j->lane = &lane;
         j->torrent = std::move(t);
         j->target = std::move(target);
         by_handle[j->handle] = id;
@@ -596,7 +660,7 @@ struct Engine::Impl {
             return;
         j.in_session = false;
         by_handle.erase(j.handle);
-        session->remove_torrent(j.handle);  // never with delete_files
+        j.lane->session->remove_torrent(j.handle);  // never with delete_files
         j.target.reset();
         if (j.disk_lock) {
             // udev may look again: rescan so it sees the new filesystem.
@@ -851,23 +915,32 @@ struct Engine::Impl {
         }
     }
 
+    void pop_alerts() {
+        std::vector<lt::alert*> alerts;
+        // By index: an observer callback may start a job in a new lane.
+        for (std::size_t i = 0; i < lanes.size(); ++i) {
+            // Alerts live until the next pop_alerts() of their session.
+            lanes[i]->session->pop_alerts(&alerts);
+            for (lt::alert* a : alerts)
+                handle(a);
+        }
+    }
+
     void process() {
         std::uint64_t counter;
         while (::read(event, &counter, sizeof counter) > 0) {
         }
         const auto now = Clock::now();
         if (now >= next_update) {
-            session->post_torrent_updates();
+            for (auto& lane : lanes)
+                lane->session->post_torrent_updates();
             next_update = now + kUpdateInterval;
         }
         if (!config.state_dir.empty() && now >= next_resume_save) {
             request_resume_data();
             next_resume_save = now + std::chrono::seconds(std::max(1, config.resume_save_interval));
         }
-        std::vector<lt::alert*> alerts;
-        session->pop_alerts(&alerts);
-        for (lt::alert* a : alerts)
-            handle(a);
+        pop_alerts();
 
         std::vector<std::function<void()>> work;
         {
@@ -900,7 +973,7 @@ struct Engine::Impl {
     }
 
     void shutdown() {
-        if (!session)
+        if (lanes.empty())
             return;
         shutting_down = true;
         for (auto& [id, j] : jobs) {
@@ -919,22 +992,23 @@ struct Engine::Impl {
                 }
             const auto deadline = Clock::now() + std::chrono::seconds(20);
             while (resume_outstanding > 0 && Clock::now() < deadline) {
-                session->wait_for_alert(std::chrono::milliseconds(200));
-                std::vector<lt::alert*> alerts;
-                session->pop_alerts(&alerts);
-                for (lt::alert* a : alerts)
-                    handle(a);
+                pollfd p{event, POLLIN, 0};
+                if (::poll(&p, 1, 200) < 0 && errno != EINTR)
+                    break;
+                std::uint64_t counter;
+                while (::read(event, &counter, sizeof counter) > 0) {
+                }
+                pop_alerts();
             }
         }
-        session.reset();  // waits for the disk threads to finish queued writes
-        disk = nullptr;
+        lanes.clear();  // each session waits for its disk threads' queued writes
     }
 
     EngineConfig config;
     EngineObserver* observer;
     int event = -1;
-    RawDiskIO* disk = nullptr;  // owned by the session
-    std::unique_ptr<lt::session> session;
+    static constexpr std::size_t kMaxLanes = 64;
+    std::vector<std::unique_ptr<Lane>> lanes;  // [0] listens on config.listen_port
     std::map<JobId, std::unique_ptr<Job>> jobs;
     std::map<lt::torrent_handle, JobId> by_handle;
     JobId next_id = 1;
@@ -1041,7 +1115,7 @@ std::vector<JobId> Engine::jobs() const {
 }
 
 int Engine::listen_port() const {
-    return impl_->session ? impl_->session->listen_port() : 0;
+    return impl_->lanes.empty() ? 0 : impl_->lanes.front()->session->listen_port();
 }
 
 void Engine::shutdown() {

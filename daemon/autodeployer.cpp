@@ -3,16 +3,14 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <mutex>
-#include <thread>
 #include <utility>
 
 #include <sdbus-c++/sdbus-c++.h>
 
 #include "cli_format.hpp"
-#include "fetch.hpp"
 #include "log.hpp"
 #include "options.hpp"
+#include "torrent_fetch.hpp"
 
 namespace ezio::daemon {
 namespace {
@@ -62,16 +60,6 @@ bool reboots(AfterDeploy then) {
 
 }  // namespace
 
-// Shared between the main thread and the fetching thread; the thread is
-// detached, so a shutdown never waits for a slow server.
-struct AutoDeployer::Fetch {
-    std::mutex mutex;
-    bool done = false;
-    std::vector<char> data;
-    std::optional<Errc> error;
-    std::string message;
-};
-
 AutoDeployer::AutoDeployer(sdbus::IConnection& bus, Daemon& daemon, Settings settings)
     : bus_(bus), daemon_(daemon), settings_(std::move(settings)) {
     if (!settings_.state_dir.empty()) {
@@ -105,49 +93,21 @@ AutoDeployer::~AutoDeployer() = default;
 
 void AutoDeployer::start_fetch() {
     phase_ = Phase::Fetching;
-    ++attempts_;
-    fetch_ = std::make_shared<Fetch>();
-    auto shared = fetch_;
-    const std::string location = settings_.config.torrent;
-    std::thread([shared, location] {
-        std::vector<char> data;
-        std::optional<Errc> error;
-        std::string message;
-        try {
-            FetchOptions options;
-            options.total_timeout = seconds(300);
-            data = fetch(location, options);
-        } catch (const Error& e) {
-            error = e.code();
-            message = e.what();
-        } catch (const std::exception& e) {
-            error = Errc::Failed;
-            message = e.what();
-        }
-        std::lock_guard lock(shared->mutex);
-        shared->data = std::move(data);
-        shared->error = error;
-        shared->message = std::move(message);
-        shared->done = true;
-    }).detach();
+    FetchOptions options;
+    options.total_timeout = seconds(300);
+    RetryPolicy policy;
+    policy.first_delay = seconds(1);
+    policy.max_delay = kMaxRetryDelay;
+    policy.give_up_after = kFetchRetryTime;
+    fetch_ = std::make_unique<TorrentFetch>(settings_.config.torrent, options, policy);
 }
 
 void AutoDeployer::tick() {
     try {
         switch (phase_) {
-            case Phase::Fetching: {
-                bool done = false;
-                {
-                    std::lock_guard lock(fetch_->mutex);
-                    done = fetch_->done;
-                }
-                if (done)
-                    fetch_finished();
-                break;
-            }
+            case Phase::Fetching:
             case Phase::WaitingRetry:
-                if (Clock::now() >= next_try_)
-                    start_fetch();
+                fetch_progress();
                 break;
             case Phase::WaitingTarget:
                 try_start_job();
@@ -167,29 +127,36 @@ void AutoDeployer::tick() {
     }
 }
 
-void AutoDeployer::fetch_finished() {
-    auto f = std::exchange(fetch_, nullptr);
-    const auto& torrent = settings_.config.torrent;
-    if (f->error) {
-        const auto elapsed = Clock::now() - started_;
-        // Failed is what fetch() reports for network trouble (no route, no
-        // server, HTTP errors, timeouts): worth another try while the
-        // machine is still coming up. Anything else will not get better.
-        if (*f->error == Errc::Failed && elapsed + retry_delay_ < kFetchRetryTime) {
+void AutoDeployer::fetch_progress() {
+    switch (fetch_->poll()) {
+        case TorrentFetch::Event::None:
+            if (fetch_->state() == TorrentFetch::State::Fetching)
+                phase_ = Phase::Fetching;  // the next attempt started
+            return;
+        case TorrentFetch::Event::AttemptFailed: {
+            // The network or the server may not be up yet while the machine
+            // is still coming up.
             phase_ = Phase::WaitingRetry;
-            next_try_ = Clock::now() + retry_delay_;
-            message_ =
-                shorten(f->message) + "; retrying in " + std::to_string(retry_delay_.count()) + "s";
-            log::warning("auto-deploy: " + f->message + " (attempt " + std::to_string(attempts_) +
-                         ", retrying in " + std::to_string(retry_delay_.count()) + " s)");
-            retry_delay_ = std::min(retry_delay_ * 2, kMaxRetryDelay);
+            const auto delay = std::to_string(fetch_->retry_delay().count());
+            message_ = shorten(fetch_->error()) + "; retrying in " + delay + "s";
+            log::warning("auto-deploy: " + fetch_->error() + " (attempt " +
+                         std::to_string(fetch_->attempts()) + ", retrying in " + delay + " s)");
             return;
         }
-        fail("cannot fetch the torrent: " + f->message +
-             (attempts_ > 1 ? " (gave up after " + std::to_string(attempts_) + " attempts)" : ""));
-        return;
+        case TorrentFetch::Event::Failed: {
+            const int attempts = fetch_->attempts();
+            fail(
+                "cannot fetch the torrent: " + fetch_->error() +
+                (attempts > 1 ? " (gave up after " + std::to_string(attempts) + " attempts)" : ""));
+            fetch_.reset();
+            return;
+        }
+        case TorrentFetch::Event::Done:
+            break;
     }
-    torrent_ = std::move(f->data);
+    const auto& torrent = settings_.config.torrent;
+    torrent_ = fetch_->take();
+    fetch_.reset();
     try {
         info_hash_ = torrent_info_hash(torrent_);
     } catch (const Error& e) {
@@ -412,11 +379,8 @@ void AutoDeployer::save_last(const std::string& state, const std::string& messag
 milliseconds AutoDeployer::next_timeout() const {
     switch (phase_) {
         case Phase::Fetching:
-            return milliseconds(100);
-        case Phase::WaitingRetry: {
-            auto left = std::chrono::ceil<milliseconds>(next_try_ - Clock::now());
-            return std::max(left, milliseconds(0));
-        }
+        case Phase::WaitingRetry:
+            return fetch_ ? fetch_->next_timeout() : milliseconds(0);
         case Phase::WaitingTarget:
         case Phase::Running:
         case Phase::Seeding:
@@ -437,7 +401,9 @@ std::string AutoDeployer::status_line(const std::string& jobs_line) const {
             return jobs_line;
         case Phase::Fetching:
             return "Auto-deploy: fetching " + shorten(c.torrent) +
-                   (attempts_ > 1 ? " (attempt " + std::to_string(attempts_) + ")" : "");
+                   (fetch_ && fetch_->attempts() > 1
+                        ? " (attempt " + std::to_string(fetch_->attempts()) + ")"
+                        : "");
         case Phase::WaitingRetry:
             return "Auto-deploy: " + message_;
         case Phase::WaitingTarget:

@@ -34,6 +34,7 @@
 
 #include "autodeploy.hpp"
 #include "daemon.hpp"
+#include "torrent_fetch.hpp"
 
 namespace ezio::daemon {
 
@@ -77,10 +78,8 @@ class AutoDeployer {
         Done,     // finished; message_ says how
         Failed,
     };
-    struct Fetch;
-
     void start_fetch();
-    void fetch_finished();
+    void fetch_progress();
     void try_start_job();
     void follow_job();
     void deployed(const JobStatus& status);
@@ -93,12 +92,9 @@ class AutoDeployer {
     Daemon& daemon_;
     Settings settings_;
     Phase phase_ = Phase::Off;
-    std::string message_;  // for the STATUS= line
-    std::shared_ptr<Fetch> fetch_;
-    std::chrono::steady_clock::time_point started_;  // of fetching / waiting for the target
-    std::chrono::steady_clock::time_point next_try_;
-    std::chrono::seconds retry_delay_{1};
-    int attempts_ = 0;
+    std::string message_;                            // for the STATUS= line
+    std::unique_ptr<TorrentFetch> fetch_;            // while Fetching / WaitingRetry
+    std::chrono::steady_clock::time_point started_;  // of waiting for the target
     std::vector<char> torrent_;
     std::string info_hash_;
     std::string target_path_;

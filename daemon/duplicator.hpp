@@ -4,19 +4,22 @@
 // bus.
 //
 // Behaviour:
-//  - The torrent is fetched once, on a thread of its own (a URL may take a
-//    while); network errors are retried every kFetchRetryDelay, anything
-//    else (a missing file, bytes that are not an image torrent) switches the
+//  - The torrent is fetched once, on a thread of its own (TorrentFetch: a
+//    URL may take a while); network errors are retried, the delay doubling
+//    up to kFetchRetryDelay, for as long as it takes; anything else (a
+//    missing file, bytes that are not an image torrent) switches the
 //    duplicator off with an error in the journal and the STATUS= line.
+//    Disks that match meanwhile wait for it.
 //  - Only disks that appear while eziod runs are claimed (DiskManager calls
 //    disk_added() for those alone): a restart of eziod never rewrites the
 //    disks that are already plugged in.
-//  - One deployment at a time. libtorrent keeps one torrent per info-hash in
-//    a session, so the Engine refuses a second job of the same image while
-//    one is running (or seeding, or paused); matching disks wait in a queue,
-//    in the order they appeared. A disk pulled while it waits leaves the
-//    queue; a disk pulled while it is written fails its own job (DiskManager
-//    calls Engine::fail_jobs_on()), and the next disk's turn comes.
+//  - Every matching disk starts at once: the bays are written side by side.
+//    The Engine runs each job of the image in its own libtorrent session and
+//    makes them peers of each other over loopback, so a disk plugged in late
+//    gets most of the image from the bays before it, at disk speed, and the
+//    seeders' uplink carries each piece about once. A disk pulled while it
+//    is written fails its own job (DiskManager calls Engine::fail_jobs_on());
+//    the other bays go on.
 //  - Engine::deploy() has the last word (check_target(): in use, read-only,
 //    too small, partitions on a whole disk, EZIO_IGNORE): a refusal is
 //    logged and the disk is dropped. TargetBusy is retried a few times,
@@ -35,6 +38,7 @@
 #include "config.hpp"
 #include "daemon.hpp"
 #include "disk_info.hpp"
+#include "torrent_fetch.hpp"
 
 namespace ezio::daemon {
 
@@ -51,12 +55,13 @@ class Duplicator {
     Duplicator(const Duplicator&) = delete;
     Duplicator& operator=(const Duplicator&) = delete;
 
-    // A disk appeared while eziod runs: queued when it matches.
+    // A disk appeared while eziod runs: deployed (on the next tick()) when it
+    // matches.
     void disk_added(const DiskInfo& disk);
-    // A disk went away: it leaves the queue.
+    // A disk went away: dropped if its deployment has not started.
     void disk_removed(const DiskInfo& disk);
 
-    // Advances the fetch and starts the next deployment when it is due.
+    // Advances the fetch and starts the deployments that are due.
     // Never throws.
     void tick();
     // How long the main loop may sleep before tick() has work.
@@ -66,7 +71,6 @@ class Duplicator {
 
   private:
     enum class Phase { Fetching, WaitingRetry, Ready, Off };
-    struct Fetch;
     struct Slot {
         std::string name;  // "sdb"
         std::string node;  // "/dev/sdb"
@@ -74,21 +78,18 @@ class Duplicator {
         std::chrono::steady_clock::time_point not_before;
     };
 
-    void start_fetch();
-    void fetch_finished();
-    // A job of our image is unfinished: the next disk has to wait.
-    bool busy() const;
-    void start_next();
+    void fetch_progress();
+    // Starts the deployment onto `slot`; a busy disk goes back into `retry`.
+    void start(Slot slot, std::deque<Slot>& retry);
 
     Daemon& daemon_;
     DuplicatorConfig config_;
     Phase phase_ = Phase::Fetching;
-    std::string message_;  // why Off / WaitingRetry
-    std::shared_ptr<Fetch> fetch_;
-    std::chrono::steady_clock::time_point next_fetch_;
+    std::string message_;                  // why Off / WaitingRetry
+    std::unique_ptr<TorrentFetch> fetch_;  // until the torrent is here
     std::vector<char> torrent_;
     std::string info_hash_;
-    std::deque<Slot> queue_;
+    std::deque<Slot> pending_;  // matching disks not started yet
 };
 
 }  // namespace ezio::daemon

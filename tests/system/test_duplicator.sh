@@ -1,12 +1,14 @@
 #!/bin/bash
 # Hot-plug duplicator: eziod with a [duplicator] section deploys its image
 # onto every new disk that matches, each as its own job, with the image from
-# a seeder eziod on a second private bus. Loop devices attached one after
-# another each receive the image, verified extent by extent (and untouched
-# outside the extents); one whose medium is pulled mid-deploy fails its own
-# job only, and the disks after it still get the image. A matching disk that
-# was there before eziod started, and a disk that does not match, are left
-# alone.
+# a seeder eziod on a second private bus. Four loop devices attached one
+# after another are written side by side (all four jobs downloading at the
+# same moment) and each receives the image, verified extent by extent (and
+# untouched outside the extents); the bays feed each other, so the seeder,
+# capped at 1 MiB/s, sends well under one copy per disk. One bay whose
+# medium is pulled mid-deploy fails its own job only; the others still get
+# the image. A matching disk that was there before eziod started, and a
+# disk that does not match, are left alone.
 #
 # Without systemd-udevd a loop device has only the kernel's properties, so
 # the match is MAJOR=7 (loop devices) and an exact, unusual size: no loop
@@ -19,7 +21,8 @@ ezio_setup
 E=org.ezio.Ezio1.Error
 MIB=$((1 << 20))
 SLOT_SIZE=$((40 * MIB + 12 * 1024)) # what the duplicator claims
-RATE=$((3 * MIB))                   # seeder upload limit: a deployment takes ~4 s
+RATE=$((1 * MIB))                   # seeder upload limit: the image takes >= 12 s from it
+PAYLOAD=$((12 * MIB))               # bytes in the torrent's extents
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 backing_file() { losetup -n -O BACK-FILE "$1" | sed 's/[[:space:]]*$//'; }
@@ -94,10 +97,22 @@ for n in 1 2 3 4; do
     ezio_loop DEV "$SLOT_SIZE" a5
     SLOTS+=("$DEV")
     log "attached slot $n: $DEV"
-    sleep 0.5
+    sleep 0.2
 done
 ezio_loop OTHER $((16 * MIB)) a5 # does not match (size)
 OTHER_SUM=$(sha "$OTHER")
+
+# Side by side: every bay's job downloads at the same moment.
+for ((i = 0; i < 100; i++)); do
+    running=0
+    for dev in "${SLOTS[@]}"; do
+        job=$(job_on "$dev")
+        [ -n "$job" ] && [ "$(ezc "$A" get "$job" State)" = '"downloading"' ] && running=$((running + 1))
+    done
+    [ "$running" -eq 4 ] && break
+    sleep 0.1
+done
+expect_eq "bays downloading at the same moment" "$running" 4
 
 PULLED=${SLOTS[1]}
 wait_job_on "$PULLED" 60
@@ -128,6 +143,11 @@ for dev in "${SLOTS[0]}" "${SLOTS[2]}" "${SLOTS[3]}"; do
     ezio_check_image "$TORRENT" "$IMAGE" "$dev" a5 || fail "$dev does not hold the image"
     ok "$dev holds the image, byte for byte, and a5 elsewhere"
 done
+
+# The bays fed each other: the seeder sent far less than a copy per disk.
+SENT=$(ezc "$B" get "$SJOB" TotalUploaded)
+log "seeder sent $SENT bytes for 3 complete bays and one pulled (image: $PAYLOAD bytes)"
+[ "$SENT" -lt $((5 * PAYLOAD / 2)) ] || fail "the seeder sent $SENT bytes: the bays did not share"
 
 expect_eq "jobs made by the duplicator" \
     "$(ezc "$A" list | "$PY" -c 'import json, sys; print(len(json.load(sys.stdin)))')" 4

@@ -61,6 +61,33 @@ void write_all(const fs::path& p, const std::vector<char>& data) {
     out.write(data.data(), static_cast<std::streamsize>(data.size()));
 }
 
+std::vector<char> random_bytes(std::size_t size, std::uint64_t seed) {
+    std::vector<char> out(size);
+    std::mt19937_64 rng(seed);
+    for (auto& c : out)
+        c = static_cast<char>(rng());
+    return out;
+}
+
+// Bytes of `got` that differ from `image` inside the extents, and from
+// `pattern` outside them.
+std::pair<std::size_t, std::size_t> count_wrong(const std::vector<char>& got,
+                                                const std::vector<char>& image,
+                                                const std::vector<Extent>& extents, char pattern) {
+    std::vector<bool> covered(image.size(), false);
+    for (const auto& e : extents)
+        for (std::uint64_t i = e.offset; i < e.offset + e.length; ++i)
+            covered[i] = true;
+    std::size_t inside = 0, outside = 0;
+    for (std::size_t i = 0; i < image.size() && i < got.size(); ++i) {
+        if (covered[i] && got[i] != image[i])
+            ++inside;
+        if (!covered[i] && got[i] != pattern)
+            ++outside;
+    }
+    return {inside, outside};
+}
+
 // Writes each extent of `image` as a file named by its hex offset and
 // builds a torrent over them with libtorrent's own create_torrent.
 std::vector<char> make_torrent(const fs::path& dir, const std::vector<char>& image,
@@ -114,10 +141,7 @@ TEST_P(EngineSwarm, OneSeederTwoReceiversWriteEveryExtentAndNothingElse) {
     const bool v1_only = GetParam();
     TempDir tmp;
     constexpr std::size_t kSize = 6 << 20;
-    std::vector<char> image(kSize);
-    std::mt19937_64 rng(42);
-    for (auto& c : image)
-        c = static_cast<char>(rng());
+    const std::vector<char> image = random_bytes(kSize, 42);
     // Uneven extents, unaligned offsets, a 1-byte extent.
     const std::vector<Extent> extents{
         {0, 65536}, {0x100000, 300000}, {0x300123, 1}, {0x400000, 2 << 20}};
@@ -155,17 +179,8 @@ TEST_P(EngineSwarm, OneSeederTwoReceiversWriteEveryExtentAndNothingElse) {
     for (const char* name : {"a.img", "b.img"}) {
         auto got = read_all(tmp.path / name);
         ASSERT_EQ(got.size(), kSize);
-        std::vector<bool> covered(kSize, false);
-        for (const auto& e : extents)
-            for (std::uint64_t i = e.offset; i < e.offset + e.length; ++i)
-                covered[i] = true;
-        std::size_t wrong_inside = 0, wrong_outside = 0;
-        for (std::size_t i = 0; i < kSize; ++i) {
-            if (covered[i] && got[i] != image[i])
-                ++wrong_inside;
-            if (!covered[i] && got[i] != static_cast<char>(0xA5))
-                ++wrong_outside;
-        }
+        const auto [wrong_inside, wrong_outside] =
+            count_wrong(got, image, extents, static_cast<char>(0xA5));
         EXPECT_EQ(wrong_inside, 0u) << name << ": bytes of the image differ from the source";
         EXPECT_EQ(wrong_outside, 0u) << name << ": bytes outside the extents were touched";
     }
@@ -173,6 +188,53 @@ TEST_P(EngineSwarm, OneSeederTwoReceiversWriteEveryExtentAndNothingElse) {
 
 INSTANTIATE_TEST_SUITE_P(Torrents, EngineSwarm, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "V1" : "Hybrid"; });
+
+// Jobs of one image in one Engine run side by side, each in its own lane
+// (libtorrent session), and feed each other: two deploys given no peer at
+// all complete from the seed job beside them. Cancelling a third leaves the
+// others running; a target is still written by one job only.
+TEST(Engine, JobsOfOneImageRunSideBySideAndFeedEachOther) {
+    TempDir tmp;
+    constexpr std::size_t kSize = 4 << 20;
+    const std::vector<char> image = random_bytes(kSize, 7);
+    const std::vector<Extent> extents{{0, 1 << 20}, {0x200000, 3 << 19}};
+    auto torrent = make_torrent(tmp.path / "t", image, extents, 32768, true);
+    write_all(tmp.path / "source.img", image);
+    const std::vector<char> pattern(kSize, static_cast<char>(0x5A));
+    for (const char* name : {"a.img", "b.img", "c.img"})
+        write_all(tmp.path / name, pattern);
+
+    Recorder r;
+    ezio::Engine e(lan_config(), &r);
+    const auto seed = e.seed(torrent, (tmp.path / "source.img").string(), {});
+    ezio::JobOptions opts;
+    opts.verify = true;
+    const auto ja = e.deploy(torrent, (tmp.path / "a.img").string(), opts, true);
+    const auto jb = e.deploy(torrent, (tmp.path / "b.img").string(), opts, true);
+    // One target, one writer, whatever the image.
+    EXPECT_THROW(e.deploy(torrent, (tmp.path / "a.img").string(), opts, true), ezio::Error);
+    const auto jc = e.deploy(torrent, (tmp.path / "c.img").string(), opts, true);
+    e.cancel(jc);
+    EXPECT_EQ(e.status(jc)->state, ezio::JobState::Cancelled);
+
+    run_until(
+        {&e}, [&] { return r.finished.count(ja) && r.finished.count(jb); },
+        std::chrono::seconds(60));
+    ASSERT_TRUE(r.finished.count(ja)) << "deploy A did not finish";
+    ASSERT_TRUE(r.finished.count(jb)) << "deploy B did not finish";
+    EXPECT_TRUE(r.finished[ja].first) << r.finished[ja].second;
+    EXPECT_TRUE(r.finished[jb].first) << r.finished[jb].second;
+    EXPECT_EQ(e.status(seed)->state, ezio::JobState::Seeding);
+    for (const char* name : {"a.img", "b.img"}) {
+        auto got = read_all(tmp.path / name);
+        ASSERT_EQ(got.size(), kSize);
+        const auto [inside, outside] = count_wrong(got, image, extents, 0x5A);
+        EXPECT_EQ(inside, 0u) << name << ": bytes of the image differ from the source";
+        EXPECT_EQ(outside, 0u) << name << ": bytes outside the extents were touched";
+    }
+    // The cancelled job's target is as it was, or holds image bytes only.
+    EXPECT_EQ(read_all(tmp.path / "c.img").size(), kSize);
+}
 
 TEST(Engine, RefusesBadInputBeforeWritingAnything) {
     TempDir tmp;
@@ -237,10 +299,7 @@ namespace {
 TEST(Engine, WriteErrorFailsTheJobWithTheCause) {
     TempDir tmp;
     constexpr std::size_t kSize = 4 << 20;
-    std::vector<char> image(kSize);
-    std::mt19937_64 rng(7);
-    for (auto& c : image)
-        c = static_cast<char>(rng());
+    const std::vector<char> image = random_bytes(kSize, 7);
     auto torrent = make_torrent(tmp.path / "t", image, {{0, kSize}}, 65536, true);
     write_all(tmp.path / "source.img", image);
     write_all(tmp.path / "target.img", std::vector<char>(kSize, 0));
@@ -283,10 +342,7 @@ namespace {
 TEST(Engine, ResumesAfterRestartWithoutRefetchingDurablePieces) {
     TempDir tmp;
     constexpr std::size_t kSize = 8 << 20;
-    std::vector<char> image(kSize);
-    std::mt19937_64 rng(99);
-    for (auto& c : image)
-        c = static_cast<char>(rng());
+    const std::vector<char> image = random_bytes(kSize, 99);
     auto torrent = make_torrent(tmp.path / "t", image, {{0, kSize}}, 65536, true);
     write_all(tmp.path / "source.img", image);
     const auto target = (tmp.path / "target.img").string();

@@ -1,4 +1,4 @@
-// core/fetch: local files, standard input, and http:// and tftp:// against
+// core/fetch and core/torrent_fetch: local files, standard input, and http:// and tftp:// against
 // tiny servers on 127.0.0.1 that run inside the test (no network, no
 // external tools).
 #include <arpa/inet.h>
@@ -24,6 +24,7 @@
 
 #include "error.hpp"
 #include "fetch.hpp"
+#include "torrent_fetch.hpp"
 
 namespace ezio {
 namespace {
@@ -90,6 +91,17 @@ class HttpServer {
 
     HttpServer() {
         fd_ = bound_socket(SOCK_STREAM, port_);
+        EXPECT_EQ(::listen(fd_, 16), 0);
+        thread_ = std::thread([this] { serve(); });
+    }
+    // Serves `routes` on a socket that is bound but not listening yet: until
+    // now, connections to it were refused.
+    HttpServer(int bound_fd, std::map<std::string, Handler> routes)
+        : fd_(bound_fd), routes_(std::move(routes)) {
+        sockaddr_in addr{};
+        socklen_t len = sizeof addr;
+        EXPECT_EQ(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+        port_ = ntohs(addr.sin_port);
         EXPECT_EQ(::listen(fd_, 16), 0);
         thread_ = std::thread([this] { serve(); });
     }
@@ -418,6 +430,83 @@ TEST(FetchTftp, MissingFileAndSizeLimit) {
     quick.max_bytes = 1000;
     f = failure_of(server.url("big.torrent"), quick);
     EXPECT_EQ(f.code, Errc::InvalidTorrent) << f.message;
+}
+
+// Polls `f` the way a main loop would, until it settles or `limit` passes;
+// returns the events seen, in order.
+std::vector<TorrentFetch::Event> drive(TorrentFetch& f, std::chrono::seconds limit) {
+    std::vector<TorrentFetch::Event> events;
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        const auto e = f.poll();
+        if (e != TorrentFetch::Event::None)
+            events.push_back(e);
+        if (f.state() == TorrentFetch::State::Done || f.state() == TorrentFetch::State::Failed)
+            break;
+        std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(f.next_timeout(), 50ms));
+    }
+    return events;
+}
+
+TEST_F(FetchLocal, TorrentFetchDeliversTheBytesOnce) {
+    const std::string path = write("a.torrent", "d4:infod4:name1:xee");
+    TorrentFetch f(path, {}, {});
+    const auto events = drive(f, 10s);
+    ASSERT_EQ(events, std::vector{TorrentFetch::Event::Done});
+    EXPECT_EQ(as_string(f.take()), "d4:infod4:name1:xee");
+    EXPECT_TRUE(f.take().empty());
+    EXPECT_EQ(f.attempts(), 1);
+}
+
+TEST_F(FetchLocal, TorrentFetchDoesNotRetryWhatCannotGetBetter) {
+    TorrentFetch f(dir_ + "/missing.torrent", {}, {});
+    const auto events = drive(f, 10s);
+    ASSERT_EQ(events, std::vector{TorrentFetch::Event::Failed});
+    EXPECT_EQ(f.attempts(), 1);
+    EXPECT_EQ(f.error_code(), Errc::InvalidArgs);
+    EXPECT_NE(f.error().find("missing.torrent"), std::string::npos) << f.error();
+}
+
+TEST(TorrentFetch, RetriesNetworkErrorsUntilThePolicyGivesUp) {
+    std::uint16_t port = 0;
+    ::close(bound_socket(SOCK_STREAM, port));
+    RetryPolicy policy;
+    policy.first_delay = 1s;
+    policy.max_delay = 1s;
+    policy.give_up_after = 3s;
+    TorrentFetch f("http://127.0.0.1:" + std::to_string(port) + "/a.torrent", {}, policy);
+    const auto start = std::chrono::steady_clock::now();
+    const auto events = drive(f, 20s);
+    const auto took = std::chrono::steady_clock::now() - start;
+    // Attempts at about 0, 1 and 2 s; the next would start after 3 s.
+    using E = TorrentFetch::Event;
+    EXPECT_EQ(events, (std::vector{E::AttemptFailed, E::AttemptFailed, E::Failed}));
+    EXPECT_EQ(f.attempts(), 3);
+    EXPECT_EQ(f.error_code(), Errc::Failed);
+    EXPECT_GE(took, 2s);
+    EXPECT_LT(took, 10s);
+}
+
+TEST(TorrentFetch, ServerThatComesUpLaterIsFetched) {
+    // The first attempts meet a bound port with no listener (refused); then
+    // the server comes up on it.
+    std::uint16_t port = 0;
+    const int reserved = bound_socket(SOCK_STREAM, port);
+    RetryPolicy policy;
+    policy.first_delay = 1s;
+    TorrentFetch f("http://127.0.0.1:" + std::to_string(port) + "/a.torrent", {}, policy);
+    auto events = drive(f, 1s);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.front(), TorrentFetch::Event::AttemptFailed);
+    EXPECT_EQ(f.state(), TorrentFetch::State::WaitingRetry);
+    HttpServer server(reserved, {{"/a.torrent", [](int fd, const std::atomic<bool>&) {
+                                      HttpServer::reply(fd, "200 OK", "d4:infod4:name1:yee");
+                                  }}});
+    events = drive(f, 20s);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back(), TorrentFetch::Event::Done) << f.error();
+    EXPECT_EQ(as_string(f.take()), "d4:infod4:name1:yee");
+    EXPECT_GE(f.attempts(), 2);
 }
 
 }  // namespace
