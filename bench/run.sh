@@ -37,8 +37,9 @@ usage: bash bench/run.sh [OPTIONS]
   --rate RATE          tc cap of every host, up and down (default 100mbit)
   --peers seeder|all   swarm receivers get the seeder only (peer exchange
                        finds the rest; default) or every host as --peer
-  --swarm-piece-size S make the swarm torrent from the device with this piece
-                       size (e.g. 1M) instead of partclone's 16 MiB pieces
+  --swarm-piece-size S rehash partclone's torrent.info from the device with
+                       this piece size (e.g. 1M, or auto: make-torrent --from's
+                       default) instead of partclone's 16 MiB pieces
   --no-compare         swarm: ezio only, no udpcast and unicast runs
   --disk               also run 1on1 with loop files on disk (/var/tmp)
   --build-dir DIR      eziod/ezioctl from DIR (also \$EZIO_BUILD_DIR)
@@ -434,10 +435,12 @@ swarm() {
     capture "$src" "$EZIO_TMP/cap-swarm"
     local torrent=$EZIO_TMP/swarm.torrent
     if [ -n "$SWARM_PIECE" ]; then
-        # Rehashed with another piece size: the extents are the non-zero
-        # 1 MiB chunks of the device instead of partclone's used blocks.
-        "$EZIOCTL" make-torrent "$src" -o "$torrent" --name sda1 --skip-zero \
-            --piece-size "$SWARM_PIECE" >/dev/null
+        # partclone's extents, rehashed from the device with another piece
+        # size ('auto': make-torrent's choice, about 1000 pieces).
+        local psize=()
+        [ "$SWARM_PIECE" = auto ] || psize=(--piece-size "$SWARM_PIECE")
+        "$EZIOCTL" make-torrent "$EZIO_TMP/cap-swarm/torrent.info" --from "$src" -o "$torrent" \
+            --name sda1 "${psize[@]}" >/dev/null
     else
         "$EZIOCTL" make-torrent "$EZIO_TMP/cap-swarm/torrent.info" -o "$torrent" --name sda1 \
             >/dev/null
