@@ -13,11 +13,16 @@ usage: bench.py COMMAND ARGS...
                            image payload that udpcast and netcat send
   field JSON KEY           a top-level field of the last JSON object in a file
   median X...              median of numbers
+  trace OUT EZIOCTL ADDR... every second until killed, appends to OUT one line
+                           per eziod (given by its bus address, host 0, 1,
+                           ...) and job: seconds since start, host, job id,
+                           state, bytes done, uploaded bytes, peers
 """
 import hashlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -101,6 +106,30 @@ def last_json(path):
     return obj
 
 
+def trace(out, ezioctl, addrs):
+    start = time.monotonic()
+    with open(out, "a") as f:
+        while True:
+            t = time.monotonic() - start
+            for host, addr in enumerate(addrs):
+                env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=addr)
+                r = subprocess.run([ezioctl, "--json", "jobs"], env=env,
+                                   capture_output=True, text=True)
+                if r.returncode != 0:
+                    continue
+                try:
+                    jobs = json.loads(r.stdout)
+                except ValueError:
+                    continue
+                for j in jobs:
+                    f.write("%.2f\t%d\t%s\t%s\t%s\t%s\t%s\n" % (
+                        t, host, j.get("Id", ""), j.get("State", ""),
+                        j.get("BytesDone", ""), j.get("TotalUploaded", ""),
+                        j.get("Peers", "")))
+            f.flush()
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - start - t)))
+
+
 def main(argv):
     cmd, args = argv[0], argv[1:]
     if cmd == "sha1":
@@ -116,6 +145,8 @@ def main(argv):
     elif cmd == "field":
         value = last_json(args[0]).get(args[1], "")
         print(value if not isinstance(value, (dict, list)) else json.dumps(value))
+    elif cmd == "trace":
+        trace(args[0], args[1], args[2:])
     elif cmd == "median":
         print("%.6g" % statistics.median(float(x) for x in args))
     else:

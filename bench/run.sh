@@ -37,9 +37,15 @@ usage: bash bench/run.sh [OPTIONS]
   --rate RATE          tc cap of every host, up and down (default 100mbit)
   --peers seeder|all   swarm receivers get the seeder only (peer exchange
                        finds the rest; default) or every host as --peer
-  --swarm-piece-size S make the swarm torrent from the device with this piece
-                       size (e.g. 1M) instead of partclone's 16 MiB pieces
+  --swarm-piece-size S the swarm torrent: partclone's torrent.info rehashed
+                       from the device (make-torrent --from) with this piece
+                       size: auto (default: make-torrent's choice, about 1000
+                       pieces), 1M, ..., or partclone (its own 16 MiB pieces,
+                       no rehash)
   --no-compare         swarm: ezio only, no udpcast and unicast runs
+  --trace              swarm: log every host's jobs (bytes done, uploaded,
+                       peers) each second of each ezio run to
+                       OUT/trace-N-RUN.tsv (costs some CPU: diagnosis only)
   --disk               also run 1on1 with loop files on disk (/var/tmp)
   --build-dir DIR      eziod/ezioctl from DIR (also \$EZIO_BUILD_DIR)
   --no-build           do not (re)build the build directory
@@ -47,8 +53,8 @@ usage: bash bench/run.sh [OPTIONS]
 EOF
 }
 
-COMPARE=1 QUICK=0 RUNS=3 SWARM_REPEAT=1 MAX_N=16 RATE=100mbit PEERS=seeder DISK=0 BUILD=1
-SWARM_PIECE=""
+TRACE=0 COMPARE=1 QUICK=0 RUNS=3 SWARM_REPEAT=1 MAX_N=16 RATE=100mbit PEERS=seeder DISK=0 BUILD=1
+SWARM_PIECE=auto
 OUT_DIR=$BENCH_DIR/results
 ONLY=()
 BUILD_DIR=${EZIO_BUILD_DIR:-$SOURCE_DIR/build-bench}
@@ -64,6 +70,7 @@ while [ $# -gt 0 ]; do
         --swarm-piece-size) SWARM_PIECE=${2:?}; shift ;;
         --disk) DISK=1 ;;
         --no-compare) COMPARE=0 ;;
+        --trace) TRACE=1 ;;
         --build-dir) BUILD_DIR=${2:?}; shift ;;
         --no-build) BUILD=0 ;;
         --out) OUT_DIR=${2:?}; shift ;;
@@ -433,11 +440,13 @@ swarm() {
     ext4_filled "$src" "$fill"
     capture "$src" "$EZIO_TMP/cap-swarm"
     local torrent=$EZIO_TMP/swarm.torrent
-    if [ -n "$SWARM_PIECE" ]; then
-        # Rehashed with another piece size: the extents are the non-zero
-        # 1 MiB chunks of the device instead of partclone's used blocks.
-        "$EZIOCTL" make-torrent "$src" -o "$torrent" --name sda1 --skip-zero \
-            --piece-size "$SWARM_PIECE" >/dev/null
+    if [ "$SWARM_PIECE" != partclone ]; then
+        # partclone's extents, rehashed from the device with another piece
+        # size ('auto': make-torrent's choice, about 1000 pieces).
+        local psize=()
+        [ "$SWARM_PIECE" = auto ] || psize=(--piece-size "$SWARM_PIECE")
+        "$EZIOCTL" make-torrent "$EZIO_TMP/cap-swarm/torrent.info" --from "$src" -o "$torrent" \
+            --name sda1 "${psize[@]}" >/dev/null
     else
         "$EZIOCTL" make-torrent "$EZIO_TMP/cap-swarm/torrent.info" -o "$torrent" --name sda1 \
             >/dev/null
@@ -504,7 +513,17 @@ swarm() {
                 ) &
                 BG_PIDS+=($!)
             done
+            local tracer=""
+            if [ "$TRACE" = 1 ]; then
+                mkdir -p "$OUT_DIR"
+                "${BENCH[@]}" trace "$OUT_DIR/trace-$n-$r.tsv" "$EZIOCTL" "${bus[@]:0:n+1}" &
+                tracer=$!
+            fi
             wait_ends "$n" "$dir"
+            if [ -n "$tracer" ]; then
+                kill "$tracer" 2>/dev/null || true
+                wait "$tracer" 2>/dev/null || true
+            fi
             local secs
             secs=$(elapsed "$t0" "$LAST")
             recl "swarm.ezio.$n" "$secs"

@@ -104,10 +104,14 @@ void add_make_torrent_options(CLI::App& app, Invocation& in) {
     app.add_option("--tracker", m.trackers, "Announce URL, one tier each; repeatable")
         ->type_name("URL")
         ->allow_extra_args(false);
-    app.add_option(
-           "--piece-size", m.piece_size,
-           "Piece size, a power of two from 16K to 128M (default: 4M up to 4 GiB, 16M above)")
+    app.add_option("--piece-size", m.piece_size,
+                   "Piece size, a power of two from 16K to 128M (default: 4M up to 4 GiB, 16M "
+                   "above; torrent.info: 16M, with --from about 1000 pieces, 256K to 16M)")
         ->type_name("BYTES");
+    app.add_option("--from", m.data_source,
+                   "torrent.info only: the partition partclone captured; its used blocks are "
+                   "read, checked against torrent.info and rehashed with --piece-size")
+        ->type_name("DEV");
     app.add_option("--comment", m.comment, "Comment stored in the torrent")->type_name("TEXT");
     app.add_flag("--skip-zero", m.skip_zero, "Leave all-zero chunks of an image or device out");
     app.add_option("--chunk-size", m.chunk_size, "Extent granularity of --skip-zero (default 1M)")
@@ -140,6 +144,7 @@ int run_make_torrent(Context& ctx) {
     options.comment = m.comment;
     options.skip_zero = m.skip_zero;
     options.hybrid = m.hybrid;
+    options.data_source = m.data_source;
     if (!m.piece_size.empty())
         options.piece_size = static_cast<int>(parse_size(m.piece_size, INT_MAX));
     if (!m.chunk_size.empty())

@@ -128,7 +128,7 @@ int run_verify(Context& ctx) {
         std::fflush(stdout);
     }
     if (result.io_error)
-        throw Error(Errc::IoError, "reading " + path + " failed after " +
+        throw Error(Errc::IoError, std::string(result.io_error_op) + " " + path + " failed after " +
                                        format_bytes(result.bytes_checked) + ": " +
                                        std::strerror(result.io_error));
     if (!result.bad_pieces.empty())

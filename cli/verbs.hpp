@@ -46,6 +46,7 @@ struct MakeTorrentArgs {
     std::string chunk_size;
     std::string comment;
     std::string threads;
+    std::string data_source;
     bool skip_zero = false;
     bool hybrid = false;
     bool force = false;

@@ -320,10 +320,17 @@ struct Engine::Impl {
         sp.set_int(lt::settings_pack::connections_limit, 1000);
         sp.set_int(lt::settings_pack::connection_speed, 100);
         sp.set_bool(lt::settings_pack::smooth_connects, false);
-        // Deep pipelines for a fast LAN.
+        // Deep pipelines for a fast LAN, but only a second's worth of
+        // requests per peer, block by block: libtorrent otherwise asks a fast
+        // peer for up to 8 MiB of whole pieces at once (whole_pieces_threshold),
+        // and receivers that pick the same pieces from the seeder before they
+        // see each other's HAVEs make it send the image several times (bench
+        // swarm of 16 at 100 Mbit/s, 256 KiB pieces: 1.78 copies, 1.35 with
+        // these two settings; the deploy took 1.92, then 1.51 x T_min).
         sp.set_int(lt::settings_pack::max_out_request_queue, 1500);
         sp.set_int(lt::settings_pack::max_allowed_in_request_queue, 2000);
-        sp.set_int(lt::settings_pack::request_queue_time, 2);
+        sp.set_int(lt::settings_pack::request_queue_time, 1);
+        sp.set_int(lt::settings_pack::whole_pieces_threshold, 0);
         sp.set_int(lt::settings_pack::send_buffer_watermark, 32 << 20);
         sp.set_int(lt::settings_pack::send_buffer_watermark_factor, 150);
         sp.set_int(lt::settings_pack::max_peer_recv_buffer_size, 8 << 20);

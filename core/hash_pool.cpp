@@ -86,6 +86,12 @@ void HashPool::submit(char* buf, const PieceTask& task) {
             v1_.resize(task.index + 1);
             v2_.resize(task.index + 1);
         }
+        if (task.sub_bytes > 0) {
+            const std::size_t end =
+                task.sub_first + (task.v1_bytes + task.sub_bytes - 1) / task.sub_bytes;
+            if (end > sub_.size())
+                sub_.resize(end);
+        }
         queue_.push_back(Job{buf, task});
         ++in_flight_;
     }
@@ -115,11 +121,20 @@ void HashPool::run() {
         lt::sha256_hash v2{};
         if (t.v2_leaves > 0)
             v2 = merkle_piece_root(job.buf, t.v2_bytes, t.v2_leaves);
+        std::vector<lt::sha1_hash> subs;
+        if (t.sub_bytes > 0) {
+            for (std::size_t at = 0; at < t.v1_bytes; at += t.sub_bytes) {
+                const std::size_t n = std::min(t.sub_bytes, t.v1_bytes - at);
+                subs.push_back(lt::hasher(job.buf + at, static_cast<int>(n)).final());
+            }
+        }
 
         {
             std::lock_guard lock(mutex_);
             v1_[t.index] = v1;
             v2_[t.index] = v2;
+            std::copy(subs.begin(), subs.end(),
+                      sub_.begin() + static_cast<std::ptrdiff_t>(t.sub_first));
             free_.push_back(job.buf);
             --in_flight_;
         }

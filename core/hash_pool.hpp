@@ -39,6 +39,12 @@ struct PieceTask {
     // the data are zero hashes. 0 leaves: no v2 root for this piece.
     std::size_t v2_bytes = 0;
     std::size_t v2_leaves = 0;
+    // Sub-pieces: when sub_bytes > 0, the first v1_bytes of the buffer are
+    // also hashed in slices of sub_bytes (the last one may be shorter), the
+    // SHA-1 of slice k stored at sub_hashes()[sub_first + k]. Used to rehash
+    // data in smaller pieces while checking it against larger ones.
+    std::size_t sub_bytes = 0;
+    std::size_t sub_first = 0;
 };
 
 class HashPool {
@@ -65,6 +71,7 @@ class HashPool {
     // submitted are all-zero; v2 roots are all-zero for tasks with no leaves.
     const std::vector<lt::sha1_hash>& v1_hashes() const { return v1_; }
     const std::vector<lt::sha256_hash>& v2_roots() const { return v2_; }
+    const std::vector<lt::sha1_hash>& sub_hashes() const { return sub_; }
 
   private:
     struct Job {
@@ -85,6 +92,7 @@ class HashPool {
     bool stop_ = false;
     std::vector<lt::sha1_hash> v1_;
     std::vector<lt::sha256_hash> v2_;
+    std::vector<lt::sha1_hash> sub_;
 
     std::vector<std::thread> workers_;  // last: joined before the rest is destroyed
 };

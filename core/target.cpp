@@ -118,6 +118,21 @@ int Target::read_at(char* buf, std::size_t len, std::uint64_t offset) const {
 }
 
 int Target::write_at(const char* buf, std::size_t len, std::uint64_t offset) const {
+    const std::uint64_t before = written_.fetch_add(len);
+    if (before / kWritebackBytes != (before + len) / kWritebackBytes) {
+        // Start write-back of everything dirty so far (pages already under
+        // write-back are skipped); SYNC_FILE_RANGE_WRITE alone does not wait
+        // for it to complete.
+        if (::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE) != 0) {
+            const int err = errno;
+            // The error is consumed from the file here: keep it for flush().
+            if (err != EINTR) {
+                int none = 0;
+                flush_error_.compare_exchange_strong(none, err);
+                return flush_error_.load();
+            }
+        }
+    }
     while (len > 0) {
         const ssize_t n = ::pwrite(fd_, buf, len, static_cast<off_t>(offset));
         if (n < 0) {
@@ -146,6 +161,12 @@ int Target::flush() const {
         return flush_error_.load();
     }
     return 0;
+}
+
+int Target::drop_cache(std::uint64_t offset, std::uint64_t len) const {
+    // posix_fadvise returns the error instead of setting errno.
+    return ::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(len),
+                           POSIX_FADV_DONTNEED);
 }
 
 }  // namespace ezio

@@ -42,12 +42,21 @@ class Target {
     // Positional I/O. Return 0 or an errno value (EIO for an unexpected end
     // of device on read, ENOSPC on a zero-length write).
     int read_at(char* buf, std::size_t len, std::uint64_t offset) const;
+    // Every kWritebackBytes written, write_at also starts write-back of the
+    // dirty pages (sync_file_range, not waiting), so they trickle to the
+    // device during the transfer and the final flush() is short. A
+    // write-back error is kept as flush()'s error and returned at once.
     int write_at(const char* buf, std::size_t len, std::uint64_t offset) const;
+    static constexpr std::uint64_t kWritebackBytes = 64ull << 20;
     // fdatasync(); 0 or errno. A failure sticks: every later call returns
     // the first error without syncing again, because the kernel reports a
     // lost write-back only once per open file and a second fdatasync() would
     // claim a durability the device does not have.
     int flush() const;
+    // Drops the clean cached pages of [offset, offset + len) (len 0: to the
+    // end), so that later reads come from the device, not from memory.
+    // Dirty pages stay; flush() first. Returns 0 or an errno value.
+    int drop_cache(std::uint64_t offset, std::uint64_t len) const;
 
   private:
     Target(std::string path, int fd, bool block_device, std::uint64_t size);
@@ -56,6 +65,7 @@ class Target {
     bool block_device_;
     std::uint64_t size_;
     mutable std::atomic<int> flush_error_{0};  // first fdatasync() errno, 0 if none
+    mutable std::atomic<std::uint64_t> written_{0};  // bytes written, for write-back
 };
 
 }  // namespace ezio

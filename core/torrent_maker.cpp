@@ -278,6 +278,9 @@ OpenedImage inspect(int fd, const std::string& path) {
 
 MakeTorrentResult image_torrent(int fd, const std::string& path, const MakeTorrentOptions& o) {
     check_common(o);
+    if (!o.data_source.empty())
+        throw Error(Errc::InvalidArgs,
+                    "a data source is for a torrent.info only; " + path + " is the data itself");
     const OpenedImage img = inspect(fd, path);
 
     std::uint64_t piece = static_cast<std::uint64_t>(o.piece_size);
@@ -436,7 +439,97 @@ std::string usable_name(const std::string& candidate) {
     }
 }
 
+// torrent.info plus the partition it describes: reads the used extents in
+// order, checks each 16 MiB piece against partclone's SHA-1 and hashes it
+// again in pieces of `piece` bytes (which divides 16 MiB), on all cores.
+std::vector<lt::sha1_hash> rehash_extents(const PartcloneInfo& info, std::uint64_t piece,
+                                          const MakeTorrentOptions& o) {
+    const std::string& path = o.data_source;
+    const Fd fd(open_read_only(path));
+    const OpenedImage img = inspect(fd.get(), path);
+    const std::uint64_t total = info.total_length();
+    for (const auto& e : info.extents) {
+        if (e.offset > img.size || e.length > img.size - e.offset)
+            throw Error(Errc::InvalidArgs, path + " is " + std::to_string(img.size) +
+                                               " bytes, too small for the extent at " +
+                                               std::to_string(e.offset) + " of " +
+                                               std::to_string(e.length) + " bytes in torrent.info");
+    }
+    const auto expected_pieces = (total + kPartclonePieceSize - 1) / kPartclonePieceSize;
+    if (info.pieces.size() != expected_pieces)
+        throw Error(Errc::InvalidTorrent, "torrent.info has " + std::to_string(info.pieces.size()) +
+                                              " piece hashes, but its extents total " +
+                                              std::to_string(total) + " bytes, which make " +
+                                              std::to_string(expected_pieces) +
+                                              " pieces of 16 MiB");
+    if (o.threads < 0 || o.threads > 1024)
+        throw Error(Errc::InvalidArgs,
+                    "thread count " + std::to_string(o.threads) + " is out of range");
+    int threads = o.threads;
+    if (threads == 0)
+        threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    // Reading sequentially (extents are in ascending order); only advice.
+    (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+
+    const std::size_t big = kPartclonePieceSize;
+    const auto per_big = static_cast<std::size_t>(big / piece);
+    HashPool pool(threads, big, static_cast<std::size_t>(threads) + 2);
+    std::size_t index = 0;
+    std::size_t fill = 0;
+    std::uint64_t done = 0;
+    char* buf = nullptr;
+    auto flush = [&] {
+        PieceTask t;
+        t.index = index;
+        t.v1_bytes = fill;
+        t.sub_bytes = static_cast<std::size_t>(piece);
+        t.sub_first = index * per_big;
+        pool.submit(buf, t);
+        buf = nullptr;
+        fill = 0;
+        ++index;
+    };
+    for (const auto& e : info.extents) {
+        for (std::uint64_t pos = 0; pos < e.length;) {
+            if (buf == nullptr)
+                buf = pool.acquire();
+            const auto n =
+                static_cast<std::size_t>(std::min<std::uint64_t>(big - fill, e.length - pos));
+            read_full(fd.get(), buf + fill, n, e.offset + pos, path);
+            fill += n;
+            pos += n;
+            done += n;
+            if (fill == big)
+                flush();
+            if (o.progress)
+                o.progress(done, total);
+        }
+    }
+    if (fill > 0)
+        flush();
+    pool.finish();
+
+    for (std::size_t i = 0; i < info.pieces.size(); ++i) {
+        const lt::sha1_hash want(
+            lt::span<char const>(reinterpret_cast<const char*>(info.pieces[i].data()), 20));
+        if (pool.v1_hashes()[i] != want)
+            throw Error(Errc::InvalidArgs,
+                        path + " does not hold what partclone captured: 16 MiB piece " +
+                            std::to_string(i) +
+                            " differs from torrent.info's SHA-1 (was the partition changed or "
+                            "mounted since, or is it another partition?)");
+    }
+    return pool.sub_hashes();
+}
+
 }  // namespace
+
+int rehash_piece_size(std::uint64_t total_bytes) {
+    std::uint64_t p = 256 * kKiB;
+    while (p < kPartclonePieceSize && total_bytes / (2 * p) >= 1000)
+        p *= 2;
+    return static_cast<int>(p);
+}
 
 std::string default_torrent_creator() {
     return "ezio " EZIO_VERSION;
@@ -445,10 +538,17 @@ std::string default_torrent_creator() {
 MakeTorrentResult make_torrent_result_from_partclone(const PartcloneInfo& info,
                                                      const MakeTorrentOptions& o) {
     check_common(o);
-    if (o.piece_size != 0 && o.piece_size != kPartclonePieceSize)
+    const bool rehash = !o.data_source.empty();
+    if (!rehash && o.piece_size != 0 && o.piece_size != kPartclonePieceSize)
         throw Error(Errc::InvalidArgs,
                     "piece size must be 16 MiB for a torrent.info: partclone's SHA-1s are over 16 "
-                    "MiB pieces");
+                    "MiB pieces (another piece size needs the partition's data to rehash)");
+    if (rehash && o.piece_size != 0 &&
+        (o.piece_size < 0 || !is_pow2(static_cast<std::uint64_t>(o.piece_size)) ||
+         static_cast<std::uint64_t>(o.piece_size) < kMinPiece ||
+         o.piece_size > kPartclonePieceSize))
+        throw Error(Errc::InvalidArgs, "piece size " + std::to_string(o.piece_size) +
+                                           " is not a power of two from 16 KiB to 16 MiB");
     if (o.skip_zero)
         throw Error(Errc::InvalidArgs,
                     "skip-zero needs the image data; a torrent.info lists only used blocks");
@@ -464,12 +564,18 @@ MakeTorrentResult make_torrent_result_from_partclone(const PartcloneInfo& info,
     for (const auto& e : info.extents)
         extents.push_back({e.offset_text, e.length});
     std::vector<lt::sha1_hash> v1;
-    v1.reserve(info.pieces.size());
-    for (const auto& p : info.pieces)
-        v1.emplace_back(lt::span<char const>(reinterpret_cast<const char*>(p.data()), 20));
+    int piece_size = kPartclonePieceSize;
+    if (rehash) {
+        piece_size = o.piece_size ? o.piece_size : rehash_piece_size(info.total_length());
+        v1 = rehash_extents(info, static_cast<std::uint64_t>(piece_size), o);
+    } else {
+        v1.reserve(info.pieces.size());
+        for (const auto& p : info.pieces)
+            v1.emplace_back(lt::span<char const>(reinterpret_cast<const char*>(p.data()), 20));
+    }
 
-    MakeTorrentResult r = generate(o.name, extents, kPartclonePieceSize, v1, {}, o,
-                                   Errc::InvalidTorrent, "torrent.info");
+    MakeTorrentResult r = generate(o.name, extents, piece_size, v1, {}, o,
+                                   rehash ? Errc::Failed : Errc::InvalidTorrent, "torrent.info");
     r.source = TorrentSource::PartcloneInfo;
     r.source_bytes = info.block_size * info.blocks_total;
     return r;

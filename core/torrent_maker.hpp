@@ -57,10 +57,19 @@ struct MakeTorrentOptions {
     // Seconds since the epoch; 0: no "creation date" (reproducible output).
     std::int64_t creation_date = 0;
 
-    // Image sources only. 0: 4 MiB for images up to 4 GiB, 16 MiB above.
-    // Otherwise a power of two from 16 KiB to 128 MiB. For torrent.info it
-    // must be 0 or 16 MiB (partclone's SHA-1s are over 16 MiB pieces).
+    // Image sources: 0 means 4 MiB for images up to 4 GiB, 16 MiB above;
+    // otherwise a power of two from 16 KiB to 128 MiB. torrent.info without
+    // data_source: 0 or 16 MiB (partclone's SHA-1s are over 16 MiB pieces).
+    // torrent.info with data_source: 0 means rehash_piece_size(); otherwise
+    // a power of two from 16 KiB to 16 MiB.
     int piece_size = 0;
+    // torrent.info only: the partition (block device or image file) that
+    // partclone captured. Its used extents are read and hashed in pieces of
+    // piece_size, and every 16 MiB piece is checked against torrent.info's
+    // SHA-1 on the way, so the torrent describes exactly what partclone
+    // captured (InvalidArgs if the data changed since). Same file list, other
+    // piece size: smaller pieces let a swarm relay data sooner.
+    std::string data_source;
     // Leave all-zero chunks out of the torrent (image sources only).
     bool skip_zero = false;
     // Extent granularity for skip_zero: a power of two from 4 KiB to the
@@ -92,10 +101,18 @@ struct MakeTorrentResult {
     std::uint64_t source_bytes = 0;  // image/device size; partclone: block_size * blocks_total
 };
 
-// Builds the torrent from parsed torrent.info without reading any data.
-// Throws InvalidArgs for bad options (including skip_zero/hybrid or a piece
-// size other than 16 MiB), InvalidTorrent when the sha1 line count is not
-// ceil(total length / 16 MiB).
+// The automatic piece size when rehashing a torrent.info: at least about
+// 1000 pieces (a swarm passes a piece on only once it is complete), from
+// 256 KiB to 16 MiB, a power of two.
+int rehash_piece_size(std::uint64_t total_bytes);
+
+// Builds the torrent from parsed torrent.info; without options.data_source
+// no data is read.
+// Throws InvalidArgs for bad options (including skip_zero/hybrid, or a piece
+// size other than 16 MiB without data_source), InvalidTorrent when the sha1
+// line count is not ceil(total length / 16 MiB); with data_source also
+// InvalidArgs when it cannot be opened, is too small or its data does not
+// match a sha1 line, IoError when a read fails.
 std::vector<char> make_torrent_from_partclone(const PartcloneInfo& info,
                                               const MakeTorrentOptions& options);
 MakeTorrentResult make_torrent_result_from_partclone(const PartcloneInfo& info,

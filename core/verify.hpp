@@ -1,6 +1,8 @@
 // Re-reads an image from its target and checks every piece against the
 // torrent's SHA-1 piece hashes. Used by the `verify` deploy option and by
-// `ezioctl verify`. Runs on the calling thread.
+// `ezioctl verify`. The target's cached pages of the image range are dropped
+// first, so the check reads the device, not the page cache; pieces are
+// hashed on several threads (the calling thread and helpers it joins).
 #pragma once
 
 #include <atomic>
@@ -14,15 +16,18 @@
 namespace ezio {
 
 struct VerifyResult {
-    std::vector<int> bad_pieces;  // pieces whose hash did not match
-    int io_error = 0;             // errno of the first read failure, 0 if none
+    std::vector<int> bad_pieces;   // pieces whose hash did not match
+    int io_error = 0;              // errno of the first failure, 0 if none
+    const char* io_error_op = "";  // what failed: "reading", "dropping cached pages"
     std::uint64_t bytes_checked = 0;
 };
 
-// `progress(bytes_done)` is called after each piece; `cancel` is polled.
-// Throws ezio::Error(NotSupported) for a torrent without v1 piece hashes.
+// `progress(bytes_done)` is called after each piece, from any of the
+// threads but never concurrently; `cancel` is polled. `threads`: 0 means one
+// per core, at most 4. bad_pieces is sorted. Throws
+// ezio::Error(NotSupported) for a torrent without v1 piece hashes.
 VerifyResult verify_image(const Target& target, const ImageTorrent& torrent,
                           const std::function<void(std::uint64_t)>& progress,
-                          const std::atomic<bool>* cancel);
+                          const std::atomic<bool>* cancel, int threads = 0);
 
 }  // namespace ezio

@@ -7,6 +7,8 @@
 #    hash is recomputed by reading the device, and the hybrid torrent's v1 and
 #    v2 info-hashes equal libtorrent's set_piece_hashes over the extents
 #    written out as files;
+#  * from torrent.info rehashed with --from DEV: partclone's file list,
+#    smaller pieces, every piece hash recomputed from the device;
 #  * bad input fails with a message and a non-zero exit.
 # Needs root (loop devices, mount); exits 77 otherwise.
 source "$(dirname "$0")/lib.sh"
@@ -102,6 +104,43 @@ a, b = (lt.torrent_info(p) for p in sys.argv[1:3])
 sys.exit(0 if str(a.info_hashes().v1) == str(b.info_hashes().v1) and b.name() == 'sda1' else 1)
 PY
 
+log "torrent.info rehashed from the device (--from, 256 KiB pieces by default here)"
+"$EZIOCTL" --json make-torrent "$info" --from "$dev" -o "$T/rehash.torrent" --name sda1 \
+    >"$T/rehash.json" 2>&1 || fail "make-torrent --from failed: $(cat "$T/rehash.json")"
+# Same extents as partclone's torrent, smaller pieces, each one the SHA-1 of
+# its bytes on the device; and ezioctl verify agrees.
+"$PY" - "$info" "$T/info.torrent" "$T/rehash.torrent" "$dev" <<'PY' || fail "rehashed torrent does not verify against the device"
+import hashlib, sys, libtorrent as lt
+info, plain_path, path, dev = sys.argv[1:5]
+plain, ti = lt.torrent_info(plain_path), lt.torrent_info(path)
+fs = ti.files()
+if ti.piece_length() != 256 * 1024: print('piece length', ti.piece_length()); sys.exit(1)
+if ti.info_hashes().has_v2(): print('unexpected v2'); sys.exit(1)
+if [(fs.file_path(i), fs.file_size(i)) for i in range(fs.num_files())] != \
+   [(plain.files().file_path(i), plain.files().file_size(i)) for i in range(plain.files().num_files())]:
+    print('file list differs from the torrent.info torrent'); sys.exit(1)
+data = bytearray()
+with open(dev, 'rb') as d:
+    for i in range(fs.num_files()):
+        d.seek(int(fs.file_name(i), 16))
+        data += d.read(fs.file_size(i))
+plen = ti.piece_length()
+if ti.num_pieces() != (len(data) + plen - 1) // plen: print('piece count'); sys.exit(1)
+for p in range(ti.num_pieces()):
+    want = ti.hash_for_piece(p)
+    want = want if isinstance(want, bytes) else want.to_bytes()
+    if hashlib.sha1(data[p * plen:(p + 1) * plen]).digest() != want:
+        print('piece', p, 'does not verify'); sys.exit(1)
+print(f'ok: {ti.num_pieces()} pieces of {plen} verified')
+PY
+grep -q '"PieceSize": 262144' "$T/rehash.json" || fail "--json does not report 256 KiB pieces: $(cat "$T/rehash.json")"
+"$EZIOCTL" verify "$T/rehash.torrent" "$dev" >"$T/verify.out" 2>&1 ||
+    fail "ezioctl verify of the rehashed torrent failed: $(cat "$T/verify.out")"
+"$EZIOCTL" make-torrent "$info" --from "$dev" --piece-size 16M -o "$T/rehash16.torrent" --name sda1 \
+    --tracker http://127.0.0.1:6969/announce --tracker udp://127.0.0.2:6969 --comment "ezio test" \
+    >/dev/null 2>&1 || fail "make-torrent --from --piece-size 16M failed"
+cmp -s "$T/info.torrent" "$T/rehash16.torrent" || fail "--from with 16 MiB pieces differs from the plain torrent.info torrent"
+
 log "torrent from the block device (--skip-zero, 1 MiB pieces)"
 "$EZIOCTL" make-torrent "$dev" -o "$T/dev.torrent" --skip-zero --piece-size 1M >"$T/make.out" 2>&1 ||
     fail "make-torrent from $dev failed: $(cat "$T/make.out")"
@@ -181,6 +220,13 @@ expect_failure "piece hashes" "$T/short.info" -o "$T/x.torrent" --name sda1
 printf 'block_size: 4096\nblocks_total: 10\noffset: 0\nlength: zz\n' >"$T/garbage.info"
 expect_failure "line 4" "$T/garbage.info" -o "$T/x.torrent" --name sda1
 expect_failure "piece size" "$dev" -o "$T/x.torrent" --piece-size 3M
+expect_failure "16 KiB to 16 MiB" "$info" --from "$dev" -o "$T/x.torrent" --piece-size 32M
+expect_failure "torrent.info only" "$dev" --from "$dev" -o "$T/x.torrent"
+# A used block changed after the capture: the rehash refuses the device.
+off=$(awk '/^offset:/ {o=$2} /^length:/ {print o; exit}' "$info")
+cp "$info" "$T/copy.info"
+printf 'X' | dd of="$dev" bs=1 seek=$((16#$off + 100)) conv=notrunc status=none
+expect_failure "does not hold what partclone captured" "$T/copy.info" --from "$dev" -o "$T/x.torrent" --name sda1
 [ ! -e "$T/x.torrent" ] || fail "a failed make-torrent left $T/x.torrent behind"
 
 log "PASS"

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -53,6 +54,28 @@ TEST(Target, WritesAndReadsAtOffsets) {
     std::string back(data.size(), '\0');
     ASSERT_EQ(t->read_at(back.data(), back.size(), 4096), 0);
     EXPECT_EQ(back, data);
+    fs::remove(p);
+}
+
+TEST(Target, LongWritesStartWriteBackOnTheWay) {
+    // More than Target::kWritebackBytes, so write_at starts write-back
+    // (sync_file_range) at least once; the data and the flush are unaffected.
+    auto p = temp_file("wb");
+    auto t = ezio::Target::open(p.string(), ezio::Target::Access::ReadWrite, true);
+    const std::size_t chunk = 1 << 20;
+    const std::size_t chunks = ezio::Target::kWritebackBytes / chunk + 2;
+    std::string data(chunk, '\0');
+    for (std::size_t i = 0; i < chunks; ++i) {
+        std::memset(data.data(), static_cast<int>('a' + i % 26), chunk);
+        ASSERT_EQ(t->write_at(data.data(), chunk, i * chunk), 0) << "chunk " << i;
+    }
+    ASSERT_EQ(t->flush(), 0);
+    std::string back(chunk, '\0');
+    for (std::size_t i : {std::size_t{0}, chunks / 2, chunks - 1}) {
+        ASSERT_EQ(t->read_at(back.data(), chunk, i * chunk), 0);
+        EXPECT_EQ(back, std::string(chunk, static_cast<char>('a' + i % 26))) << "chunk " << i;
+    }
+    t.reset();
     fs::remove(p);
 }
 

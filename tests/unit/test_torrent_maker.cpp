@@ -34,6 +34,7 @@
 
 #include <libtorrent/bdecode.hpp>
 #include <libtorrent/create_torrent.hpp>
+#include <libtorrent/hasher.hpp>
 #include <libtorrent/torrent_info.hpp>
 
 #include "error.hpp"
@@ -579,3 +580,120 @@ TEST_F(ImageTorrent, UnreadableFile) {
 }
 
 }  // namespace
+
+// ------------------------------------------------- torrent.info, rehashed
+
+// A 40 MiB partition with three used extents (22 MiB and a bit: two
+// partclone pieces) and partclone's description of it.
+struct CapturedPartition {
+    std::string image;
+    ezio::PartcloneInfo info;
+    std::vector<Run> runs;
+};
+
+CapturedPartition captured_partition() {
+    constexpr std::size_t kMiB = 1024 * 1024;
+    CapturedPartition c;
+    c.image.assign(40 * kMiB, '\0');
+    c.runs = {{0, 5 * kMiB}, {8 * kMiB, 14 * kMiB}, {30 * kMiB, 3 * kMiB + 12345}};
+    unsigned seed = 10;
+    std::string data;
+    for (const auto& r : c.runs) {
+        const auto d = random_bytes(r.length, seed++);
+        std::memcpy(c.image.data() + r.offset, d.data(), d.size());
+        data += d;
+        c.info.extents.push_back({r.offset, r.length, hex32(r.offset)});
+    }
+    c.info.block_size = 4096;
+    c.info.blocks_total = c.image.size() / 4096;
+    constexpr std::size_t kBig = 16 * kMiB;
+    for (std::size_t at = 0; at < data.size(); at += kBig) {
+        const auto h =
+            lt::hasher(data.data() + at, static_cast<int>(std::min(kBig, data.size() - at)))
+                .final();
+        c.info.pieces.push_back(to_array(h));
+    }
+    return c;
+}
+
+TEST(TorrentMaker, RehashPieceSize) {
+    constexpr std::uint64_t kMiB = 1024 * 1024;
+    EXPECT_EQ(ezio::rehash_piece_size(1), 256 * 1024);
+    EXPECT_EQ(ezio::rehash_piece_size(154 * kMiB), 256 * 1024);
+    EXPECT_EQ(ezio::rehash_piece_size(1024 * kMiB), 1024 * 1024);
+    EXPECT_EQ(ezio::rehash_piece_size(8192 * kMiB), 8 * 1024 * 1024);
+    EXPECT_EQ(ezio::rehash_piece_size(50000 * kMiB), 16 * 1024 * 1024);
+}
+
+TEST_F(ImageTorrent, PartcloneRehashedFromThePartition) {
+    const auto c = captured_partition();
+    const auto dev = write("sda1.img", c.image);
+    for (const int piece : {16 * 1024, 256 * 1024, 1024 * 1024, 16 * 1024 * 1024, 0}) {
+        auto o = named("sda1");
+        o.data_source = dev;
+        o.piece_size = piece;
+        o.threads = 3;
+        std::uint64_t last_done = 0;
+        o.progress = [&](std::uint64_t done, std::uint64_t) { last_done = done; };
+        const auto r = ezio::make_torrent_result_from_partclone(c.info, o);
+        const int want_piece = piece ? piece : 256 * 1024;
+        EXPECT_EQ(r.piece_size, want_piece);
+        EXPECT_EQ(last_done, r.total_bytes);
+        EXPECT_EQ(r.source, ezio::TorrentSource::PartcloneInfo);
+        EXPECT_EQ(r.extent_count, 3u);
+        // The same torrent libtorrent makes from the extents as files.
+        const auto ref =
+            reference_info_hash(dir_ / ("ref" + std::to_string(piece)), c.image, "sda1", c.runs,
+                                want_piece, lt::create_torrent::v1_only);
+        EXPECT_EQ(hex(load(r.torrent).info_hashes().v1), hex(ref.v1)) << "piece " << piece;
+        // And every piece is the SHA-1 of its bytes on the partition.
+        const auto loaded = ezio::load_image_torrent(r.torrent);
+        const auto& ti = *loaded.info;
+        std::string data;
+        for (const auto& run : c.runs)
+            data += c.image.substr(run.offset, run.length);
+        for (int p = 0; p < ti.num_pieces(); ++p)
+            EXPECT_EQ(to_array(ti.hash_for_piece(lt::piece_index_t{p})),
+                      to_array(lt::hasher(data.data() + static_cast<std::size_t>(p) * want_piece,
+                                          ti.piece_size(lt::piece_index_t{p}))
+                                   .final()))
+                << "piece " << p;
+    }
+    // At 16 MiB the hashes are partclone's own: the plain torrent.info torrent.
+    auto o = named("sda1");
+    o.data_source = dev;
+    o.piece_size = 16 * 1024 * 1024;
+    EXPECT_EQ(ezio::make_torrent_from_partclone(c.info, o),
+              ezio::make_torrent_from_partclone(c.info, named("sda1")));
+}
+
+TEST_F(ImageTorrent, PartcloneRehashRefusesOtherData) {
+    auto c = captured_partition();
+    auto o = named("sda1");
+    o.piece_size = 1024 * 1024;
+    // One byte of a used block changed since the capture.
+    std::string changed = c.image;
+    changed[20 * 1024 * 1024] ^= 1;
+    o.data_source = write("changed.img", changed);
+    expect_error([&] { ezio::make_torrent_from_partclone(c.info, o); }, Errc::InvalidArgs,
+                 "does not hold what partclone captured: 16 MiB piece 1");
+    // Too small for the last extent.
+    o.data_source = write("small.img", c.image.substr(0, 32 * 1024 * 1024));
+    expect_error([&] { ezio::make_torrent_from_partclone(c.info, o); }, Errc::InvalidArgs,
+                 "too small");
+    o.data_source = (dir_ / "missing.img").string();
+    expect_error([&] { ezio::make_torrent_from_partclone(c.info, o); }, Errc::InvalidArgs,
+                 "cannot open");
+    // Piece sizes: powers of two up to partclone's 16 MiB.
+    o.data_source = write("sda1.img", c.image);
+    for (const int bad : {32 * 1024 * 1024, 3 * 1024 * 1024, 8 * 1024, -1}) {
+        o.piece_size = bad;
+        expect_error([&] { ezio::make_torrent_from_partclone(c.info, o); }, Errc::InvalidArgs,
+                     "16 KiB to 16 MiB");
+    }
+    // A data source is for torrent.info only.
+    auto img = named("sda1");
+    img.data_source = o.data_source;
+    expect_error([&] { ezio::make_torrent_result_from_image(o.data_source, img); },
+                 Errc::InvalidArgs, "torrent.info only");
+}
