@@ -64,7 +64,7 @@ class Target {
     int fd_;
     bool block_device_;
     std::uint64_t size_;
-    mutable std::atomic<int> flush_error_{0};  // first fdatasync() errno, 0 if none
+    mutable std::atomic<int> flush_error_{0};        // first fdatasync() errno, 0 if none
     mutable std::atomic<std::uint64_t> written_{0};  // bytes written, for write-back
 };
 
