@@ -148,6 +148,13 @@ class Parser {
             if (!n)
                 bad_value(key, value, "a number of threads 0..1024");
             engine.io_threads = *n;
+        } else if (key == "direct_io") {
+            if (value == "auto")
+                engine.direct_io = DirectIo::Auto;
+            else if (auto b = parse_bool(value))
+                engine.direct_io = *b ? DirectIo::Always : DirectIo::Never;
+            else
+                bad_value(key, value, "auto, yes or no");
         } else if (key == "local_discovery") {
             auto b = parse_bool(value);
             if (!b)

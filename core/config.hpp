@@ -8,6 +8,8 @@
 //   state_dir = /var/lib/ezio    resume data; empty = no persistence
 //   log_level = info             debug | info | notice | warning | error
 //   io_threads = 0               0 = number of cores
+//   direct_io = auto             auto | yes | no: write block devices with
+//                                O_DIRECT (auto: unless rotational)
 //   local_discovery = yes        yes|no|true|false|on|off|1|0
 //   [autodeploy]
 //   torrent = /srv/sda1.torrent  path or http(s):// / tftp:// URL
@@ -98,7 +100,8 @@ struct DuplicatorConfig {
 };
 
 struct DaemonConfig {
-    // listen_port, listen_interface, state_dir, io_threads, local_discovery.
+    // listen_port, listen_interface, state_dir, io_threads, direct_io,
+    // local_discovery.
     EngineConfig engine;
     LogLevel log_level = LogLevel::Info;
     AutoDeployConfig autodeploy;

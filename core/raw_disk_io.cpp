@@ -1,11 +1,14 @@
 #include "raw_disk_io.hpp"
 
-#include "work_queue.hpp"
+#include <pthread.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 
 #include <libtorrent/add_torrent_params.hpp>
 #include <libtorrent/disk_observer.hpp>
@@ -19,7 +22,10 @@ namespace ezio {
 namespace {
 
 constexpr int kBlock = lt::default_block_size;
+static_assert(kBlock == static_cast<int>(BlockPool::kBlockBytes));
 constexpr std::size_t kHashChunk = 1 << 20;  // read granularity while hashing
+constexpr std::size_t kReadCacheSlabs = 4;   // read-ahead slabs kept per worker
+constexpr std::size_t kPublishEvery = 32;    // completions a worker holds back at most
 
 lt::storage_error make_error(int err, lt::operation_t op,
                              lt::file_index_t file = lt::file_index_t{-1}) {
@@ -58,6 +64,51 @@ lt::storage_error piece_io(const Target& target, const ImageLayout& layout,
     return {};
 }
 
+namespace {
+
+// Writes the buffers of `iov` (contiguous bytes of `piece` from `offset`)
+// to their extents: one pwritev() per extent they cover.
+lt::storage_error piece_writev(const Target& target, const ImageLayout& layout,
+                               const lt::file_storage& files, lt::piece_index_t piece, int offset,
+                               const std::vector<iovec>& iov) {
+    std::size_t total = 0;
+    for (const iovec& v : iov)
+        total += v.iov_len;
+    std::size_t at_iov = 0;    // next buffer of iov
+    std::size_t into_iov = 0;  // bytes of it already used
+    std::vector<iovec> slice_iov;
+    for (const lt::file_slice& s : files.map_block(piece, offset, static_cast<int>(total))) {
+        auto left = static_cast<std::size_t>(s.size);
+        slice_iov.clear();
+        while (left > 0) {
+            const iovec& v = iov[at_iov];
+            const std::size_t take = std::min(left, v.iov_len - into_iov);
+            slice_iov.push_back({static_cast<char*>(v.iov_base) + into_iov, take});
+            left -= take;
+            into_iov += take;
+            if (into_iov == v.iov_len) {
+                ++at_iov;
+                into_iov = 0;
+            }
+        }
+        const auto base = layout.device_offset(s.file_index);
+        if (!base)  // BEP 47 pad file: never written
+            continue;
+        const std::uint64_t at = *base + static_cast<std::uint64_t>(s.offset);
+        for (std::size_t i = 0; i < slice_iov.size(); i += IOV_MAX) {
+            const int n = static_cast<int>(std::min<std::size_t>(IOV_MAX, slice_iov.size() - i));
+            std::uint64_t skip = 0;
+            for (std::size_t k = 0; k < i; ++k)
+                skip += slice_iov[k].iov_len;
+            if (const int err = target.writev_at(slice_iov.data() + i, n, at + skip))
+                return make_error(err, lt::operation_t::file_write, s.file_index);
+        }
+    }
+    return {};
+}
+
+}  // namespace
+
 struct RawDiskIO::Storage {
     Storage(const lt::file_storage& f, std::shared_ptr<void> o, std::shared_ptr<Target> t,
             ImageLayout l)
@@ -71,6 +122,13 @@ struct RawDiskIO::Storage {
         return piece_io(*target, layout, files, piece, offset, buf, len, write);
     }
 
+    lt::storage_error writev(lt::piece_index_t piece, int offset,
+                             const std::vector<iovec>& iov) const {
+        if (!target)
+            return make_error(EBADF, lt::operation_t::file_write);
+        return piece_writev(*target, layout, files, piece, offset, iov);
+    }
+
     const lt::file_storage& files;  // owned by the torrent that `owner` keeps alive
     std::uint64_t serial = 0;       // unique per storage, unlike the reusable index
     std::shared_ptr<void> owner;
@@ -78,23 +136,325 @@ struct RawDiskIO::Storage {
     ImageLayout layout;
 };
 
-// One I/O thread with a FIFO queue.
+// One I/O thread with a FIFO queue and the per-piece state only it touches:
 //
-// It also keeps a SHA-1 "cursor" per piece being written: blocks that arrive
-// in order are hashed straight from the buffer just written, so async_hash
-// only reads back what the cursor did not cover (usually nothing). The
-// cursors are touched only by this worker's thread: every job of a piece runs
-// here, in order.
+// - runs: received blocks of a piece that follow each other, not written
+//   yet (see the header: coalesced writes);
+// - cursors: a SHA-1 per piece being written. Blocks written in order are
+//   hashed from the buffer just written, so async_hash only reads back what
+//   the cursor did not cover (usually nothing);
+// - the read cache: the last few read-ahead slabs.
+//
+// Every job of a piece runs on this worker, in order, so none of this needs
+// a lock. Completions are collected in done_ and handed to RawDiskIO in
+// batches.
 class RawDiskIO::Worker {
   public:
+    using Key = std::pair<std::uint64_t, int>;  // storage serial, piece
+
+    explicit Worker(RawDiskIO& io) : io_(io), thread_([this] { run(); }) {}
+    ~Worker() { stop(); }
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    // Any thread. Does not wake the worker: wake() does (submit_jobs()).
+    void push(std::function<void()> job) {
+        std::lock_guard lock(mutex_);
+        queue_.push_back(std::move(job));
+    }
+    void wake() { cv_.notify_one(); }
+    // Runs what is queued, writes what is pending, then ends the thread.
+    void stop() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        cv_.notify_one();
+        std::lock_guard join_lock(join_mutex_);
+        if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id())
+            thread_.join();
+    }
+
+    // ---- jobs (this worker's thread) ---------------------------------------
+
+    void write(const std::shared_ptr<Storage>& st, lt::peer_request r, char* buf,
+               std::function<void(lt::storage_error const&)> handler) {
+        const Key key{st->serial, static_cast<int>(r.piece)};
+        forget_reads(key);
+        auto it = runs_.find(key);
+        if (it != runs_.end() &&
+            (r.start != it->second.end || it->second.end - it->second.start + r.length > kMaxRun ||
+             it->second.blocks.size() >= IOV_MAX)) {
+            flush(it);
+            it = runs_.end();
+        }
+        if (it == runs_.end()) {
+            it = runs_.emplace(key, Run{}).first;
+            it->second.storage = st;
+            it->second.piece = r.piece;
+            it->second.start = it->second.end = r.start;
+        }
+        Run& run = it->second;
+        run.blocks.push_back({buf, r.length, std::move(handler)});
+        run.end += r.length;
+        if (run.end - run.start >= kMaxRun)
+            flush(it);
+    }
+
+    void read(const std::shared_ptr<Storage>& st, lt::peer_request r,
+              std::function<void(lt::disk_buffer_holder, lt::storage_error const&)> handler) {
+        const Key key{st->serial, static_cast<int>(r.piece)};
+        flush(key);
+        const char* data = cached(key, r.start, r.length);
+        if (data) {
+            SlabPool::add_ref(data);
+        } else {
+            // Read ahead when the piece is read from its start or on from
+            // the last read: the next requests are likely its next blocks.
+            // A lone block elsewhere is read alone.
+            const bool sequential = r.start == 0 || read_ends_at(key, r.start);
+            int len = r.length;
+            if (sequential)
+                len = std::max(len, std::min(static_cast<int>(SlabPool::kSlabData),
+                                             st->files.piece_size(r.piece) - r.start));
+            char* slab = io_.slabs_.get();  // its reference goes with the block
+            if (!slab) {
+                done_.push_back([h = std::move(handler)] {
+                    h(lt::disk_buffer_holder{},
+                      make_error(ENOMEM, lt::operation_t::alloc_cache_piece));
+                });
+                return;
+            }
+            lt::storage_error se = st->io(r.piece, r.start, slab, len, false);
+            if (se.ec && len > r.length) {  // the read-ahead failed: the block alone decides
+                len = r.length;
+                se = st->io(r.piece, r.start, slab, len, false);
+            }
+            if (se.ec) {
+                io_.slabs_.release(slab);
+                done_.push_back([h = std::move(handler), se] { h(lt::disk_buffer_holder{}, se); });
+                return;
+            }
+            if (len > r.length)
+                remember(key, r.start, len, slab);
+            data = slab;
+        }
+        done_.push_back([this, h = std::move(handler), data, len = r.length] {
+            h(lt::disk_buffer_holder(io_, const_cast<char*>(data), len), lt::storage_error{});
+        });
+    }
+
+    void hash(const std::shared_ptr<Storage>& st, lt::piece_index_t piece,
+              lt::span<lt::sha256_hash> v2, lt::disk_job_flags_t flags,
+              std::function<void(lt::piece_index_t, lt::sha1_hash const&, lt::storage_error const&)>
+                  handler) {
+        const Key key{st->serial, static_cast<int>(piece)};
+        flush(key);
+        const lt::file_storage& fs = st->files;
+        const int size = fs.piece_size(piece);
+        const bool want_v1 = bool(flags & lt::disk_interface::v1_hash);
+        const int size2 = v2.empty() ? 0 : fs.piece_size2(piece);
+        thread_local std::vector<char> chunk;
+        chunk.resize(kHashChunk);
+
+        lt::hasher h1;
+        lt::hasher256 h2;
+        int block = 0;     // index of the v2 block being hashed
+        int in_block = 0;  // bytes of it hashed so far
+        lt::storage_error se;
+        const int limit = want_v1 ? size : size2;
+        int start = 0;
+        // SHA-1 only: continue from what was hashed while writing.
+        auto cursor = cursors_.find(key);
+        if (cursor != cursors_.end()) {
+            if (want_v1 && v2.empty() && cursor->second.next <= size) {
+                h1 = cursor->second.sha1;
+                start = cursor->second.next;
+            }
+            cursors_.erase(cursor);
+        }
+        for (int pos = start; pos < limit;) {
+            const int n = std::min<int>(static_cast<int>(kHashChunk), limit - pos);
+            se = st->io(piece, pos, chunk.data(), n, false);
+            if (se.ec)
+                break;
+            if (want_v1)
+                h1.update({chunk.data(), n});
+            // v2 block hashes cover only the file's data in this piece.
+            for (int off = 0; !v2.empty() && pos + off < size2 && off < n;) {
+                const int take = std::min({kBlock - in_block, n - off, size2 - (pos + off)});
+                h2.update({chunk.data() + off, take});
+                off += take;
+                in_block += take;
+                if (in_block == kBlock || pos + off == size2) {
+                    v2[block++] = h2.final();
+                    h2.reset();
+                    in_block = 0;
+                }
+            }
+            pos += n;
+        }
+        const lt::sha1_hash digest = (want_v1 && !se.ec) ? h1.final() : lt::sha1_hash{};
+        done_.push_back([h = std::move(handler), piece, digest, se] { h(piece, digest, se); });
+    }
+
+    void hash2(
+        const std::shared_ptr<Storage>& st, lt::piece_index_t piece, int offset,
+        std::function<void(lt::piece_index_t, lt::sha256_hash const&, lt::storage_error const&)>
+            handler) {
+        flush(Key{st->serial, static_cast<int>(piece)});
+        const int size2 = st->files.piece_size2(piece);
+        const int len = std::min(kBlock, size2 - offset);
+        lt::storage_error se;
+        lt::sha256_hash digest;
+        if (len <= 0 || offset < 0) {
+            se = make_error(EINVAL, lt::operation_t::file_read);
+        } else {
+            char buf[kBlock];
+            se = st->io(piece, offset, buf, len, false);
+            if (!se.ec)
+                digest = lt::hasher256(buf, len).final();
+        }
+        done_.push_back([h = std::move(handler), piece, digest, se] { h(piece, digest, se); });
+    }
+
+    void clear_piece(std::uint64_t serial, lt::piece_index_t piece,
+                     std::function<void(lt::piece_index_t)> handler) {
+        const Key key{serial, static_cast<int>(piece)};
+        flush(key);
+        forget_reads(key);
+        cursors_.erase(key);  // the piece will be written anew
+        done_.push_back([h = std::move(handler), piece] { h(piece); });
+    }
+
+    // Writes every pending run of storage `serial` and hands over what is
+    // done, so that a completion queued after this follows them.
+    void settle(std::uint64_t serial) {
+        for (auto it = runs_.begin(); it != runs_.end();) {
+            auto next = std::next(it);
+            if (it->first.first == serial)
+                flush(it);
+            it = next;
+        }
+        for (auto it = reads_.begin(); it != reads_.end();) {
+            if (it->key.first == serial) {
+                io_.slabs_.release(it->slab);
+                it = reads_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        publish();
+    }
+
+    // Hands completions collected so far to RawDiskIO.
+    void publish() {
+        if (!done_.empty())
+            io_.complete(done_);
+    }
+
+  private:
+    struct Block {
+        char* buf;
+        int len;
+        std::function<void(lt::storage_error const&)> handler;
+    };
+    struct Run {
+        std::shared_ptr<Storage> storage;
+        lt::piece_index_t piece{0};
+        int start = 0;  // piece offset of the first block
+        int end = 0;    // one past the last block
+        std::vector<Block> blocks;
+    };
     struct Cursor {
         int next = 0;  // bytes of the piece hashed so far
         lt::hasher sha1;
     };
-    using CursorKey = std::pair<std::uint64_t, int>;  // storage serial, piece
+    struct CachedRead {
+        Key key;
+        int start;  // piece offset of slab[0]
+        int len;
+        char* slab;  // the cache's reference
+        std::uint64_t used;
+    };
 
-    // Called after a block was written successfully.
-    void hashed_write(CursorKey key, int start, const char* data, int len) {
+    void run() {
+        // Named for top -H and perf; the network thread stays "eziod".
+        ::pthread_setname_np(::pthread_self(), "ezio-disk");
+        std::vector<std::function<void()>> batch;
+        for (;;) {
+            {
+                std::unique_lock lock(mutex_);
+                if (queue_.empty() && !stopping_) {
+                    if (runs_.empty()) {
+                        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+                    } else if (io_.exceeded_.load() || !cv_.wait_for(lock, kIdleFlush, [this] {
+                                   return stopping_ || !queue_.empty();
+                               })) {
+                        // Nothing more came (or libtorrent waits for the
+                        // disk): write what is pending.
+                        lock.unlock();
+                        flush_all();
+                        publish();
+                        continue;
+                    }
+                }
+                if (queue_.empty()) {  // stopping, and everything queued is done
+                    lock.unlock();
+                    flush_all();
+                    publish();
+                    for (auto& c : reads_)
+                        io_.slabs_.release(c.slab);
+                    reads_.clear();
+                    return;
+                }
+                batch.swap(queue_);
+            }
+            for (auto& job : batch) {
+                job();
+                if (done_.size() >= kPublishEvery)
+                    publish();
+            }
+            batch.clear();
+            publish();
+        }
+    }
+
+    // Writes a pending run with one pwritev per extent, then completes its
+    // blocks (with the write's error, if any).
+    void flush(std::map<Key, Run>::iterator it) {
+        Run& run = it->second;
+        std::vector<iovec> iov;
+        iov.reserve(run.blocks.size());
+        for (const Block& b : run.blocks)
+            iov.push_back({b.buf, static_cast<std::size_t>(b.len)});
+        const lt::storage_error se = run.storage->writev(run.piece, run.start, iov);
+        if (se.ec) {
+            cursors_.erase(it->first);
+        } else {
+            int at = run.start;
+            for (const Block& b : run.blocks) {
+                hashed_write(it->first, at, b.buf, b.len);
+                at += b.len;
+            }
+        }
+        for (Block& b : run.blocks) {
+            io_.blocks_.put(b.buf);
+            done_.push_back([h = std::move(b.handler), se] { h(se); });
+        }
+        io_.write_done(run.end - run.start);
+        runs_.erase(it);
+    }
+    void flush(const Key& key) {
+        if (auto it = runs_.find(key); it != runs_.end())
+            flush(it);
+    }
+    void flush_all() {
+        while (!runs_.empty())
+            flush(runs_.begin());
+    }
+
+    void hashed_write(const Key& key, int start, const char* data, int len) {
         auto it = cursors_.find(key);
         if (start == 0) {
             Cursor& c = it == cursors_.end() ? cursors_[key] : it->second;
@@ -113,40 +473,73 @@ class RawDiskIO::Worker {
         }
         // start > next: a gap; the cursor stops, async_hash reads the rest.
     }
-    // Takes the cursor of a piece (if any) out of the table.
-    std::optional<Cursor> take_cursor(CursorKey key) {
-        auto it = cursors_.find(key);
-        if (it == cursors_.end())
-            return std::nullopt;
-        Cursor c = std::move(it->second);
-        cursors_.erase(it);
-        return c;
+
+    // The cached bytes [start, start + len) of a piece, or nullptr.
+    const char* cached(const Key& key, int start, int len) {
+        for (auto& c : reads_) {
+            if (c.key == key && start >= c.start && start + len <= c.start + c.len) {
+                c.used = ++clock_;
+                return c.slab + (start - c.start);
+            }
+        }
+        return nullptr;
     }
-    void drop_cursor(CursorKey key) { cursors_.erase(key); }
+    bool read_ends_at(const Key& key, int offset) const {
+        return std::any_of(reads_.begin(), reads_.end(), [&](const CachedRead& c) {
+            return c.key == key && c.start + c.len == offset;
+        });
+    }
+    // Keeps a slab (taking a reference), evicting the least recently used.
+    void remember(const Key& key, int start, int len, char* slab) {
+        if (reads_.size() >= kReadCacheSlabs) {
+            auto lru = std::min_element(
+                reads_.begin(), reads_.end(),
+                [](const CachedRead& a, const CachedRead& b) { return a.used < b.used; });
+            io_.slabs_.release(lru->slab);
+            reads_.erase(lru);
+        }
+        SlabPool::add_ref(slab);
+        reads_.push_back({key, start, len, slab, ++clock_});
+    }
+    void forget_reads(const Key& key) {
+        for (auto it = reads_.begin(); it != reads_.end();) {
+            if (it->key == key) {
+                io_.slabs_.release(it->slab);
+                it = reads_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
 
-    void push(std::function<void()> job) { queue_.push(std::move(job)); }
-    // Runs what is queued, then ends the thread.
-    void stop() { queue_.stop(); }
+    RawDiskIO& io_;
+    std::map<Key, Run> runs_;
+    std::map<Key, Cursor> cursors_;
+    std::vector<CachedRead> reads_;
+    std::uint64_t clock_ = 0;
+    std::vector<std::function<void()>> done_;
 
-  private:
-    std::map<CursorKey, Cursor> cursors_;  // this worker's thread only
-    WorkQueue queue_;                      // last: its thread uses cursors_
+    std::mutex mutex_;  // guards queue_, stopping_
+    std::condition_variable cv_;
+    std::vector<std::function<void()>> queue_;
+    bool stopping_ = false;
+    std::mutex join_mutex_;  // stop() from two threads joins once
+    std::thread thread_;     // last: starts after the members it uses exist
 };
 
 RawDiskIO::RawDiskIO(lt::io_context& ioc, const lt::settings_interface& settings, int threads)
     : ioc_(ioc),
       settings_(settings),
+      blocks_(2048),
+      slabs_(64),
       max_queued_bytes_(settings.get_int(lt::settings_pack::max_queued_disk_bytes)) {
     threads = std::max(1, threads);
     for (int i = 0; i < threads; ++i)
-        workers_.push_back(std::make_unique<Worker>());
+        workers_.push_back(std::make_unique<Worker>(*this));
 }
 
 RawDiskIO::~RawDiskIO() {
     abort(true);
-    std::lock_guard lock(buffers_mutex_);
-    for (char* b : free_buffers_)
-        std::free(b);
 }
 
 void RawDiskIO::bind(std::shared_ptr<Target> target, ImageLayout layout) {
@@ -212,32 +605,36 @@ RawDiskIO::Worker& RawDiskIO::worker_for(lt::storage_index_t storage, lt::piece_
     return *workers_[h % workers_.size()];
 }
 
-RawDiskIO::Worker& RawDiskIO::any_worker(lt::storage_index_t storage) {
-    return *workers_[static_cast<std::size_t>(static_cast<std::uint32_t>(storage)) %
-                     workers_.size()];
+void RawDiskIO::complete(std::vector<Completion>& done) {
+    bool post = false;
+    {
+        std::lock_guard lock(done_mutex_);
+        if (done_.empty())
+            done_.swap(done);
+        else
+            std::move(done.begin(), done.end(), std::back_inserter(done_));
+        post = !done_posted_;
+        done_posted_ = true;
+    }
+    done.clear();
+    if (post)
+        lt::post(ioc_, [this] { run_completions(); });
 }
 
-char* RawDiskIO::allocate_buffer() {
+void RawDiskIO::run_completions() {
+    std::vector<Completion> run;
     {
-        std::lock_guard lock(buffers_mutex_);
-        if (!free_buffers_.empty()) {
-            char* b = free_buffers_.back();
-            free_buffers_.pop_back();
-            return b;
-        }
+        std::lock_guard lock(done_mutex_);
+        run.swap(done_);
+        done_posted_ = false;
     }
-    return static_cast<char*>(std::malloc(kBlock));
+    for (auto& c : run)
+        c();
 }
 
 void RawDiskIO::free_disk_buffer(char* b) {
-    if (!b)
-        return;
-    std::lock_guard lock(buffers_mutex_);
-    // Keep a bounded pool; beyond it, give memory back.
-    if (free_buffers_.size() < 4096)
-        free_buffers_.push_back(b);
-    else
-        std::free(b);
+    if (b)
+        slabs_.release(b);
 }
 
 void RawDiskIO::async_read(
@@ -251,23 +648,9 @@ void RawDiskIO::async_read(
         });
         return;
     }
-    worker_for(idx, r.piece).push([this, st = std::move(st), r, h = std::move(handler)]() mutable {
-        char* buf = allocate_buffer();
-        if (!buf) {
-            lt::post(ioc_, [h = std::move(h)] {
-                h(lt::disk_buffer_holder{}, make_error(ENOMEM, lt::operation_t::alloc_cache_piece));
-            });
-            return;
-        }
-        lt::storage_error se = st->io(r.piece, r.start, buf, r.length, false);
-        if (se.ec) {
-            free_disk_buffer(buf);
-            lt::post(ioc_, [h = std::move(h), se] { h(lt::disk_buffer_holder{}, se); });
-            return;
-        }
-        lt::post(ioc_, [this, h = std::move(h), buf, len = r.length] {
-            h(lt::disk_buffer_holder(*this, buf, len), lt::storage_error{});
-        });
+    Worker& w = worker_for(idx, r.piece);
+    w.push([&w, st = std::move(st), r, h = std::move(handler)]() mutable {
+        w.read(st, r, std::move(h));
     });
 }
 
@@ -281,7 +664,7 @@ bool RawDiskIO::async_write(lt::storage_index_t idx, lt::peer_request const& r, 
                  [h = std::move(handler)] { h(make_error(EINVAL, lt::operation_t::file_write)); });
         return false;
     }
-    char* copy = allocate_buffer();
+    char* copy = blocks_.get();
     if (!copy) {
         lt::post(ioc_, [h = std::move(handler)] {
             h(make_error(ENOMEM, lt::operation_t::alloc_cache_piece));
@@ -292,16 +675,8 @@ bool RawDiskIO::async_write(lt::storage_index_t idx, lt::peer_request const& r, 
     const std::int64_t queued = queued_write_bytes_.fetch_add(r.length) + r.length;
 
     Worker& w = worker_for(idx, r.piece);
-    w.push([this, &w, st = std::move(st), r, copy, h = std::move(handler)]() mutable {
-        lt::storage_error se = st->io(r.piece, r.start, copy, r.length, true);
-        const Worker::CursorKey key{st->serial, static_cast<int>(r.piece)};
-        if (se.ec)
-            w.drop_cursor(key);
-        else
-            w.hashed_write(key, r.start, copy, r.length);
-        free_disk_buffer(copy);
-        lt::post(ioc_, [h = std::move(h), se] { h(se); });
-        write_done(r.length);
+    w.push([&w, st = std::move(st), r, copy, h = std::move(handler)]() mutable {
+        w.write(st, r, copy, std::move(h));
     });
 
     if (queued > max_queued_bytes_.load()) {
@@ -314,7 +689,7 @@ bool RawDiskIO::async_write(lt::storage_index_t idx, lt::peer_request const& r, 
     return false;
 }
 
-void RawDiskIO::write_done(int bytes) {
+void RawDiskIO::write_done(std::int64_t bytes) {
     const std::int64_t left = queued_write_bytes_.fetch_sub(bytes) - bytes;
     if (!exceeded_.load() || left > max_queued_bytes_.load() / 2)
         return;
@@ -340,50 +715,8 @@ void RawDiskIO::async_hash(
         handler) {
     auto st = storage(idx);
     Worker& w = worker_for(idx, piece);
-    w.push([this, &w, st = std::move(st), piece, v2, flags, h = std::move(handler)]() mutable {
-        const lt::file_storage& fs = st->files;
-        const int size = fs.piece_size(piece);
-        const bool want_v1 = bool(flags & lt::disk_interface::v1_hash);
-        const int size2 = v2.empty() ? 0 : fs.piece_size2(piece);
-        thread_local std::vector<char> chunk;
-        chunk.resize(kHashChunk);
-
-        lt::hasher h1;
-        lt::hasher256 h2;
-        int block = 0;     // index of the v2 block being hashed
-        int in_block = 0;  // bytes of it hashed so far
-        lt::storage_error se;
-        const int limit = want_v1 ? size : size2;
-        int start = 0;
-        // SHA-1 only: continue from what was hashed while writing.
-        auto cursor = w.take_cursor({st->serial, static_cast<int>(piece)});
-        if (want_v1 && v2.empty() && cursor && cursor->next <= size) {
-            h1 = cursor->sha1;
-            start = cursor->next;
-        }
-        for (int pos = start; pos < limit;) {
-            const int n = std::min<int>(static_cast<int>(kHashChunk), limit - pos);
-            se = st->io(piece, pos, chunk.data(), n, false);
-            if (se.ec)
-                break;
-            if (want_v1)
-                h1.update({chunk.data(), n});
-            // v2 block hashes cover only the file's data in this piece.
-            for (int off = 0; !v2.empty() && pos + off < size2 && off < n;) {
-                const int take = std::min({kBlock - in_block, n - off, size2 - (pos + off)});
-                h2.update({chunk.data() + off, take});
-                off += take;
-                in_block += take;
-                if (in_block == kBlock || pos + off == size2) {
-                    v2[block++] = h2.final();
-                    h2.reset();
-                    in_block = 0;
-                }
-            }
-            pos += n;
-        }
-        const lt::sha1_hash digest = (want_v1 && !se.ec) ? h1.final() : lt::sha1_hash{};
-        lt::post(ioc_, [h = std::move(h), piece, digest, se] { h(piece, digest, se); });
+    w.push([&w, st = std::move(st), piece, v2, flags, h = std::move(handler)]() mutable {
+        w.hash(st, piece, v2, flags, std::move(h));
     });
 }
 
@@ -392,22 +725,10 @@ void RawDiskIO::async_hash2(
     std::function<void(lt::piece_index_t, lt::sha256_hash const&, lt::storage_error const&)>
         handler) {
     auto st = storage(idx);
-    worker_for(idx, piece)
-        .push([this, st = std::move(st), piece, offset, h = std::move(handler)]() mutable {
-            const int size2 = st->files.piece_size2(piece);
-            const int len = std::min(kBlock, size2 - offset);
-            lt::storage_error se;
-            lt::sha256_hash digest;
-            if (len <= 0) {
-                se = make_error(EINVAL, lt::operation_t::file_read);
-            } else {
-                char buf[kBlock];
-                se = st->io(piece, offset, buf, len, false);
-                if (!se.ec)
-                    digest = lt::hasher256(buf, len).final();
-            }
-            lt::post(ioc_, [h = std::move(h), piece, digest, se] { h(piece, digest, se); });
-        });
+    Worker& w = worker_for(idx, piece);
+    w.push([&w, st = std::move(st), piece, offset, h = std::move(handler)]() mutable {
+        w.hash2(st, piece, offset, std::move(h));
+    });
 }
 
 void RawDiskIO::async_move_storage(
@@ -421,7 +742,7 @@ void RawDiskIO::async_move_storage(
 
 void RawDiskIO::async_release_files(lt::storage_index_t idx, std::function<void()> handler) {
     // The descriptor stays open for the torrent's lifetime (O_EXCL must be
-    // held while the target is ours); only wait for queued work.
+    // held while the target is ours); only write what is pending.
     async_stop_torrent(idx, std::move(handler));
 }
 
@@ -444,17 +765,22 @@ void RawDiskIO::async_check_files(
     lt::post(ioc_, [h = std::move(handler), status, se] { h(status, se); });
 }
 
-void RawDiskIO::async_stop_torrent(lt::storage_index_t, std::function<void()> handler) {
-    if (!handler)
-        return;
-    // A barrier over every worker: when the last one reaches it, all work
-    // queued before this call is done.
+void RawDiskIO::async_stop_torrent(lt::storage_index_t idx, std::function<void()> handler) {
+    // A barrier over every worker: each writes what it holds of this
+    // storage and hands over its completions; when the last one is there,
+    // all work queued before this call is done.
+    auto st = storage(idx);
+    const std::uint64_t serial = st ? st->serial : 0;
     auto remaining = std::make_shared<std::atomic<int>>(static_cast<int>(workers_.size()));
     auto h = std::make_shared<std::function<void()>>(std::move(handler));
     for (auto& w : workers_) {
-        w->push([this, remaining, h] {
-            if (remaining->fetch_sub(1) == 1)
-                lt::post(ioc_, [h] { (*h)(); });
+        Worker* worker = w.get();
+        worker->push([this, worker, serial, remaining, h] {
+            worker->settle(serial);
+            if (remaining->fetch_sub(1) == 1 && *h) {
+                std::vector<Completion> last{[h] { (*h)(); }};
+                complete(last);
+            }
         });
     }
 }
@@ -492,9 +818,8 @@ void RawDiskIO::async_clear_piece(lt::storage_index_t idx, lt::piece_index_t ind
     Worker& w = worker_for(idx, index);
     auto st = storage(idx);
     const std::uint64_t serial = st ? st->serial : 0;
-    w.push([this, &w, serial, index, h = std::move(handler)]() mutable {
-        w.drop_cursor({serial, static_cast<int>(index)});  // the piece will be written anew
-        lt::post(ioc_, [h = std::move(h), index] { h(index); });
+    w.push([&w, serial, index, h = std::move(handler)]() mutable {
+        w.clear_piece(serial, index, std::move(h));
     });
 }
 
@@ -509,7 +834,10 @@ void RawDiskIO::abort(bool) {
         w->stop();
 }
 
-void RawDiskIO::submit_jobs() {}
+void RawDiskIO::submit_jobs() {
+    for (auto& w : workers_)
+        w->wake();
+}
 
 void RawDiskIO::settings_updated() {
     max_queued_bytes_ = settings_.get_int(lt::settings_pack::max_queued_disk_bytes);

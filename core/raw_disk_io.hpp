@@ -1,16 +1,29 @@
 // RawDiskIO: libtorrent's disk subsystem (lt::disk_interface) over raw block
 // devices. Every torrent file is an extent of the partition (see
-// layout.hpp); a block at (piece, offset) is written with pwrite() at
-// extent offset + position in file. Pad files are never written and read as
-// zeros.
+// layout.hpp); a block at (piece, offset) is written at extent offset +
+// position in file. Pad files are never written and read as zeros.
 //
 // Threading (the contract of libtorrent/disk_interface.hpp): every
 // disk_interface call arrives on libtorrent's network thread; the work runs on
 // our own pool of I/O threads; every completion handler is posted back to the
 // io_context exactly once. All jobs touching one piece go to the same I/O
 // thread in submission order, so a read or hash always sees earlier writes of
-// that piece without a store buffer. Errors travel as lt::storage_error; no
-// exception crosses a thread.
+// that piece. Errors travel as lt::storage_error; no exception crosses a
+// thread.
+//
+// Batching, because at LAN speed the cost is per operation, not per byte:
+// - jobs are queued without waking a worker; submit_jobs(), which libtorrent
+//   calls after each batch of async_* calls, wakes the workers once;
+// - completions are collected and run on the network thread in one posted
+//   call (per-piece order is kept: one worker, one list, in order);
+// - received blocks of a piece that follow each other are written together
+//   with one pwritev() (up to kMaxRun bytes), when the run is full, when
+//   anything else touches the piece (hash, read, clear), or when the worker
+//   has had nothing to do for kIdleFlush. A write's handler is called only
+//   after its block is on the device (in the page cache; flush() makes it
+//   durable), so libtorrent never counts a block that is not written;
+// - a read of a piece reads ahead up to SlabPool::kSlabData of that piece in
+//   one pread() and hands the following blocks out of that slab.
 //
 // Targets are bound before a torrent is added: the Engine opens and validates
 // the target, then calls bind(); new_torrent() picks the binding up by the
@@ -18,6 +31,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -32,6 +46,7 @@
 #include <libtorrent/disk_interface.hpp>
 #include <libtorrent/io_context.hpp>
 
+#include "disk_buffers.hpp"
 #include "layout.hpp"
 #include "target.hpp"
 
@@ -60,6 +75,8 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
 
     // Number of disk I/O threads.
     int threads() const { return static_cast<int>(workers_.size()); }
+    // Blocks whose write was accepted but is not on the device yet (tests).
+    std::int64_t queued_write_bytes() const { return queued_write_bytes_.load(); }
 
     // lt::disk_interface
     lt::storage_holder new_torrent(lt::storage_params const& p,
@@ -115,19 +132,27 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
     // lt::buffer_allocator_interface
     void free_disk_buffer(char* b) override;
 
+    // Bytes of one coalesced write at most, and how long a worker with
+    // nothing to do keeps a partial run before writing it.
+    static constexpr int kMaxRun = 1 << 20;
+    static constexpr std::chrono::milliseconds kIdleFlush{5};
+
   private:
     struct Storage;
     class Worker;
+    using Completion = std::function<void()>;
 
     std::shared_ptr<Storage> storage(lt::storage_index_t idx) const;
     Worker& worker_for(lt::storage_index_t storage, lt::piece_index_t piece);
-    Worker& any_worker(lt::storage_index_t storage);
-    char* allocate_buffer();
-    void write_done(int bytes);
+    // Queues completions to run on the network thread, in order.
+    void complete(std::vector<Completion>& done);
+    void run_completions();
+    void write_done(std::int64_t bytes);
 
     lt::io_context& ioc_;
     const lt::settings_interface& settings_;
-    std::vector<std::unique_ptr<Worker>> workers_;
+    BlockPool blocks_;
+    SlabPool slabs_;
 
     mutable std::mutex mutex_;  // guards storages_, free_slots_, bindings_
     std::vector<std::shared_ptr<Storage>> storages_;
@@ -139,8 +164,9 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
     };
     std::map<std::string, std::deque<Binding>> bindings_;
 
-    std::mutex buffers_mutex_;
-    std::vector<char*> free_buffers_;
+    std::mutex done_mutex_;  // guards done_, done_posted_
+    std::vector<Completion> done_;
+    bool done_posted_ = false;
 
     // Back-pressure: bytes accepted by async_write but not yet on the device.
     std::atomic<std::int64_t> queued_write_bytes_{0};
@@ -148,6 +174,8 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
     std::mutex observers_mutex_;
     std::vector<std::weak_ptr<lt::disk_observer>> observers_;
     std::atomic<int> max_queued_bytes_;
+
+    std::vector<std::unique_ptr<Worker>> workers_;  // last: their threads use the rest
 };
 
 }  // namespace ezio

@@ -4,10 +4,14 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
+#include <vector>
 
 #include "error.hpp"
 
@@ -28,6 +32,49 @@ Target::~Target() {
     // was already checked and flushed through flush() by the job.
     if (fd_ >= 0)
         ::close(fd_);
+    if (direct_fd_ >= 0)
+        ::close(direct_fd_);
+}
+
+std::optional<bool> Target::rotational() const {
+    struct stat st {};
+    if (!block_device_ || ::fstat(fd_, &st) != 0)
+        return std::nullopt;
+    const std::string dev = "/sys/dev/block/" + std::to_string(major(st.st_rdev)) + ":" +
+                            std::to_string(minor(st.st_rdev));
+    // A partition has no queue/ of its own: its disk is the parent directory.
+    for (const char* queue : {"/queue/rotational", "/../queue/rotational"}) {
+        const int fd = ::open((dev + queue).c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        char c = 0;
+        const ssize_t n = ::read(fd, &c, 1);
+        ::close(fd);
+        if (n == 1 && (c == '0' || c == '1'))
+            return c == '1';
+    }
+    return std::nullopt;
+}
+
+int Target::use_direct_io() {
+    if (!block_device_)
+        return ENOTBLK;
+    if (direct_fd_ >= 0)
+        return 0;
+    int sector = 0;
+    if (::ioctl(fd_, BLKSSZGET, &sector) != 0)
+        return errno;
+    if (sector <= 0)
+        return EINVAL;
+    // The same open device, not the path again: the node could have been
+    // replaced meanwhile. Not O_EXCL: fd_ holds the claim.
+    const std::string self = "/proc/self/fd/" + std::to_string(fd_);
+    const int fd = ::open(self.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    direct_fd_ = fd;
+    direct_align_ = static_cast<std::size_t>(sector);
+    return 0;
 }
 
 std::shared_ptr<Target> Target::open(const std::string& path, Access access, bool allow_file) {
@@ -117,24 +164,58 @@ int Target::read_at(char* buf, std::size_t len, std::uint64_t offset) const {
     return 0;
 }
 
-int Target::write_at(const char* buf, std::size_t len, std::uint64_t offset) const {
+int Target::note_written(std::size_t len) const {
     const std::uint64_t before = written_.fetch_add(len);
-    if (before / kWritebackBytes != (before + len) / kWritebackBytes) {
-        // Start write-back of everything dirty so far (pages already under
-        // write-back are skipped); SYNC_FILE_RANGE_WRITE alone does not wait
-        // for it to complete.
-        if (::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE) != 0) {
-            const int err = errno;
-            // The error is consumed from the file here: keep it for flush().
-            if (err != EINTR) {
-                int none = 0;
-                flush_error_.compare_exchange_strong(none, err);
-                return flush_error_.load();
-            }
+    if (before / kWritebackBytes == (before + len) / kWritebackBytes)
+        return 0;
+    // Start write-back of everything dirty so far (pages already under
+    // write-back are skipped); SYNC_FILE_RANGE_WRITE alone does not wait for
+    // it to complete.
+    if (::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE) != 0) {
+        const int err = errno;
+        // The error is consumed from the file here: keep it for flush().
+        if (err != EINTR) {
+            int none = 0;
+            flush_error_.compare_exchange_strong(none, err);
+            return flush_error_.load();
         }
     }
-    while (len > 0) {
-        const ssize_t n = ::pwrite(fd_, buf, len, static_cast<off_t>(offset));
+    return 0;
+}
+
+int Target::write_at(const char* buf, std::size_t len, std::uint64_t offset) const {
+    iovec one{const_cast<char*>(buf), len};
+    return writev_at(&one, 1, offset);
+}
+
+int Target::writev_at(const iovec* iov, int count, std::uint64_t offset) const {
+    if (count <= 0)
+        return 0;
+    if (count > IOV_MAX)
+        return EINVAL;
+    std::size_t len = 0;
+    for (int i = 0; i < count; ++i)
+        len += iov[i].iov_len;
+    int fd = fd_;
+    if (direct_fd_ >= 0) {
+        const std::size_t a = direct_align_;
+        bool aligned = offset % a == 0;
+        for (int i = 0; aligned && i < count; ++i)
+            aligned = reinterpret_cast<std::uintptr_t>(iov[i].iov_base) % a == 0 &&
+                      iov[i].iov_len % a == 0;
+        if (aligned)
+            fd = direct_fd_;
+    }
+    if (fd == fd_) {
+        if (const int err = note_written(len))
+            return err;
+    }
+    // A copy to advance through on short writes.
+    std::vector<iovec> left(iov, iov + count);
+    std::size_t first = 0;
+    while (first < left.size()) {
+        const ssize_t n = ::pwritev(fd, left.data() + first, static_cast<int>(left.size() - first),
+                                    static_cast<off_t>(offset));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -142,9 +223,16 @@ int Target::write_at(const char* buf, std::size_t len, std::uint64_t offset) con
         }
         if (n == 0)
             return ENOSPC;
-        buf += n;
-        len -= static_cast<std::size_t>(n);
         offset += static_cast<std::uint64_t>(n);
+        auto done = static_cast<std::size_t>(n);
+        while (first < left.size() && done >= left[first].iov_len) {
+            done -= left[first].iov_len;
+            ++first;
+        }
+        if (done > 0) {
+            left[first].iov_base = static_cast<char*>(left[first].iov_base) + done;
+            left[first].iov_len -= done;
+        }
     }
     return 0;
 }

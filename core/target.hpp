@@ -10,7 +10,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+
+struct iovec;
 
 namespace ezio {
 
@@ -35,6 +38,19 @@ class Target {
     std::uint64_t size() const { return size_; }
     int fd() const { return fd_; }
 
+    // Sends the writes that the device can take without its page cache
+    // (offset, length and buffer addresses aligned to its logical block
+    // size) through a second descriptor opened O_DIRECT; others stay
+    // buffered. Saves a copy per byte and the write-back of the page cache;
+    // meant for devices with fast random writes (the engine asks for it on
+    // non-rotational disks). Block devices only; 0 or an errno value.
+    int use_direct_io();
+    bool direct_io() const { return direct_fd_ >= 0; }
+    // The kernel's queue/rotational flag of the device (of its disk, for a
+    // partition): true for spinning disks, false for SSDs, NVMe, loop
+    // devices; nullopt when unknown (not a block device, no sysfs).
+    std::optional<bool> rotational() const;
+
     // Makes a regular-file target at least `size` bytes long (sparse).
     // Returns 0 or an errno value. A block device must already be that big.
     int ensure_size(std::uint64_t size);
@@ -47,6 +63,10 @@ class Target {
     // device during the transfer and the final flush() is short. A
     // write-back error is kept as flush()'s error and returned at once.
     int write_at(const char* buf, std::size_t len, std::uint64_t offset) const;
+    // The same for the buffers of `iov` (at most IOV_MAX), written back to
+    // back from `offset` with pwritev(); short writes are continued. With
+    // use_direct_io(), aligned writes skip the page cache.
+    int writev_at(const iovec* iov, int count, std::uint64_t offset) const;
     static constexpr std::uint64_t kWritebackBytes = 64ull << 20;
     // fdatasync(); 0 or errno. A failure sticks: every later call returns
     // the first error without syncing again, because the kernel reports a
@@ -59,9 +79,13 @@ class Target {
     int drop_cache(std::uint64_t offset, std::uint64_t len) const;
 
   private:
+    // Starts write-back each time written_ crosses a kWritebackBytes line.
+    int note_written(std::size_t len) const;
     Target(std::string path, int fd, bool block_device, std::uint64_t size);
     std::string path_;
     int fd_;
+    int direct_fd_ = -1;            // O_DIRECT descriptor of the same device, or -1
+    std::size_t direct_align_ = 0;  // its logical block size
     bool block_device_;
     std::uint64_t size_;
     mutable std::atomic<int> flush_error_{0};        // first fdatasync() errno, 0 if none

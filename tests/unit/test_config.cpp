@@ -36,7 +36,15 @@ TEST(Config, EmptyTextGivesDefaults) {
     EXPECT_EQ(c.engine.listen_interface, defaults.listen_interface);
     EXPECT_EQ(c.engine.state_dir, defaults.state_dir);
     EXPECT_EQ(c.log_level, LogLevel::Info);
+    EXPECT_EQ(c.engine.direct_io, DirectIo::Auto);
     EXPECT_FALSE(c.autodeploy.enabled());
+}
+
+TEST(Config, DirectIoIsAutoYesOrNo) {
+    EXPECT_EQ(parse("[daemon]\ndirect_io = auto\n").engine.direct_io, DirectIo::Auto);
+    EXPECT_EQ(parse("[daemon]\ndirect_io = yes\n").engine.direct_io, DirectIo::Always);
+    EXPECT_EQ(parse("[daemon]\ndirect_io = off\n").engine.direct_io, DirectIo::Never);
+    expect_invalid("[daemon]\ndirect_io = sometimes\n", "direct_io");
 }
 
 TEST(Config, FullFile) {
@@ -50,6 +58,7 @@ TEST(Config, FullFile) {
         "state_dir = /var/lib/ezio\r\n"
         "log_level = debug\n"
         "io_threads = 4\n"
+        "direct_io = no\n"
         "local_discovery = no\n"
         "[ autodeploy ]\n"
         "torrent = http://server/sda1.torrent\n"
@@ -61,6 +70,7 @@ TEST(Config, FullFile) {
     EXPECT_EQ(c.engine.state_dir, "/var/lib/ezio");
     EXPECT_EQ(c.log_level, LogLevel::Debug);
     EXPECT_EQ(c.engine.io_threads, 4);
+    EXPECT_EQ(c.engine.direct_io, DirectIo::Never);
     EXPECT_FALSE(c.engine.local_discovery);
     ASSERT_TRUE(c.autodeploy.enabled());
     EXPECT_EQ(c.autodeploy.torrent, "http://server/sda1.torrent");

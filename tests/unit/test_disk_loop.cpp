@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/swap.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -35,6 +36,7 @@
 #include "disk_monitor.hpp"
 #include "disk_usage.hpp"
 #include "error.hpp"
+#include "target.hpp"
 #include "target_safety.hpp"
 
 namespace fs = std::filesystem;
@@ -158,6 +160,7 @@ class TestLoop {
         }
     }
     ~TestLoop() { detach(); }
+    const fs::path& backing() const { return backing_; }
     TestLoop(const TestLoop&) = delete;
     TestLoop& operator=(const TestLoop&) = delete;
 
@@ -647,6 +650,45 @@ TEST(DiskLoop, MonitorReportsAReplacedMediumAsRemovedThenAdded) {
     if (!seq.empty()) {
         EXPECT_NE(events.back().disk.properties["DISKSEQ"], seq);
     }
+}
+
+}  // namespace
+
+namespace {
+
+TEST(DiskLoop, DirectWritesReachTheDeviceAndUnalignedOnesStayBuffered) {
+    REQUIRE_ROOT();
+    TestLoop loop({.size = 8 * MiB, .fill = 0xa5});
+    auto t = ezio::Target::open(loop.node(), ezio::Target::Access::ReadWrite, false);
+    EXPECT_FALSE(t->direct_io());
+    // A loop device takes the flag of the disk under its backing file.
+    EXPECT_TRUE(t->rotational().has_value());
+    ASSERT_EQ(t->use_direct_io(), 0);
+    EXPECT_TRUE(t->direct_io());
+
+    // Aligned (buffers, offset, lengths): through O_DIRECT.
+    std::unique_ptr<char, decltype(&std::free)> a(
+        static_cast<char*>(std::aligned_alloc(4096, 64 * 1024)), &std::free);
+    for (int i = 0; i < 64 * 1024; ++i)
+        a.get()[i] = static_cast<char>(i * 7);
+    iovec aligned[2] = {{a.get(), 16 * 1024}, {a.get() + 16 * 1024, 48 * 1024}};
+    EXPECT_EQ(t->writev_at(aligned, 2, MiB), 0);
+    // Not aligned: the buffered descriptor takes it.
+    const std::string odd(1000, 'x');
+    iovec unaligned{const_cast<char*>(odd.data()), odd.size()};
+    EXPECT_EQ(t->writev_at(&unaligned, 1, 3 * MiB + 7), 0);
+    ASSERT_EQ(t->flush(), 0);
+    t.reset();
+
+    std::ifstream in(loop.backing(), std::ios::binary);
+    std::vector<char> disk((std::istreambuf_iterator<char>(in)), {});
+    ASSERT_EQ(disk.size(), 8 * MiB);
+    EXPECT_TRUE(std::equal(a.get(), a.get() + 64 * 1024, disk.begin() + MiB));
+    EXPECT_TRUE(std::equal(odd.begin(), odd.end(), disk.begin() + 3 * MiB + 7));
+    EXPECT_EQ(disk[MiB - 1], static_cast<char>(0xa5));
+    EXPECT_EQ(disk[MiB + 64 * 1024], static_cast<char>(0xa5));
+    EXPECT_EQ(disk[3 * MiB + 6], static_cast<char>(0xa5));
+    EXPECT_EQ(disk[3 * MiB + 1007], static_cast<char>(0xa5));
 }
 
 }  // namespace

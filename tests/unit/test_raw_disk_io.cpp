@@ -1,0 +1,372 @@
+// RawDiskIO driven directly, as libtorrent's network thread would: blocks
+// written in any order land at their extents (and nowhere else), hashes
+// match the torrent's, reads see pending writes, coalesced writes complete
+// only once written, errors reach every block of a run, back-pressure is
+// released, and a stop completes after every write queued before it.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <libtorrent/bencode.hpp>
+#include <libtorrent/create_torrent.hpp>
+#include <libtorrent/disk_observer.hpp>
+#include <libtorrent/hasher.hpp>
+#include <libtorrent/io_context.hpp>
+#include <libtorrent/settings_pack.hpp>
+#include <libtorrent/torrent_info.hpp>
+
+#include "layout.hpp"
+#include "raw_disk_io.hpp"
+#include "target.hpp"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int kBlock = 16 * 1024;
+constexpr int kPiece = 4 * kBlock;
+constexpr char kPattern = '\x5a';
+
+std::vector<char> random_bytes(std::size_t size, std::uint64_t seed) {
+    std::vector<char> out(size);
+    std::mt19937_64 rng(seed);
+    for (auto& c : out)
+        c = static_cast<char>(rng());
+    return out;
+}
+
+std::string hex_name(std::uint64_t offset) {
+    char buf[33];
+    std::snprintf(buf, sizeof buf, "%032llx", static_cast<unsigned long long>(offset));
+    return buf;
+}
+
+// A partition image of three extents whose lengths do not line up with
+// blocks or pieces, so blocks straddle extents.
+struct Image {
+    struct Extent {
+        std::uint64_t offset, length;
+    };
+    std::vector<Extent> extents{
+        {0x10000, 40 * 1024}, {0x40000, 100 * 1024 + 4096}, {0x90000, 36 * 1024}};
+    std::vector<char> stream;  // the extents back to back, as the torrent sees them
+    std::shared_ptr<lt::torrent_info> info;
+    ezio::ImageLayout layout;
+    std::uint64_t device_size = 0x100000;
+
+    Image() {
+        lt::file_storage fs;
+        std::uint64_t total = 0;
+        for (const auto& e : extents) {
+            fs.add_file("sda1/" + hex_name(e.offset), static_cast<std::int64_t>(e.length));
+            total += e.length;
+        }
+        stream = random_bytes(total, 7);
+        lt::create_torrent ct(fs, kPiece, lt::create_torrent::v1_only);
+        for (lt::piece_index_t p{0}; p < fs.end_piece(); ++p) {
+            const auto start = static_cast<std::size_t>(static_cast<int>(p)) * kPiece;
+            const auto len = static_cast<std::size_t>(fs.piece_size(p));
+            ct.set_hash(p, lt::hasher(stream.data() + start, static_cast<int>(len)).final());
+        }
+        std::vector<char> bytes;
+        lt::bencode(std::back_inserter(bytes), ct.generate());
+        info = std::make_shared<lt::torrent_info>(bytes, lt::from_span);
+        layout = ezio::ImageLayout::from_files(info->files());
+    }
+    int pieces() const { return info->num_pieces(); }
+    int piece_size(int p) const { return info->piece_size(lt::piece_index_t{p}); }
+    const char* at(int piece, int offset) const {
+        return stream.data() + static_cast<std::size_t>(piece) * kPiece + offset;
+    }
+};
+
+class Observer final : public lt::disk_observer {
+  public:
+    void on_disk() override { ++calls; }
+    int calls = 0;
+};
+
+// One RawDiskIO with a target file pre-filled with kPattern.
+class RawDiskIOTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/ezio-rawio-XXXXXX";
+        dir = ::mkdtemp(tmpl);
+        path = (dir / "disk.img").string();
+        std::ofstream(path, std::ios::binary)
+            .write(std::string(image.device_size, kPattern).data(),
+                   static_cast<std::streamsize>(image.device_size));
+        settings.set_int(lt::settings_pack::max_queued_disk_bytes, 1 << 20);
+        io = std::make_unique<ezio::RawDiskIO>(ioc, settings, 2);
+        target = ezio::Target::open(path, ezio::Target::Access::ReadWrite, true);
+        io->bind(target, image.layout);
+        const std::string save_path = target->path();
+        lt::storage_params params(image.info->files(), nullptr, save_path, lt::storage_mode_sparse,
+                                  priorities, image.info->info_hash());
+        holder = io->new_torrent(params, image.info);
+        storage = static_cast<lt::storage_index_t>(holder);
+    }
+    void TearDown() override {
+        holder.reset();
+        io.reset();
+        target.reset();
+        fs::remove_all(dir);
+    }
+
+    // Runs the io_context until `done` holds or 10 s pass.
+    template <typename Pred>
+    bool run_until(Pred done) {
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (!done() && std::chrono::steady_clock::now() < deadline) {
+            ioc.restart();
+            ioc.run_for(5ms);
+        }
+        return done();
+    }
+
+    bool write(int piece, int offset, int len, const char* data,
+               std::vector<lt::storage_error>* errors, int* completed,
+               std::shared_ptr<lt::disk_observer> obs = {}) {
+        lt::peer_request r{lt::piece_index_t{piece}, offset, len};
+        return io->async_write(storage, r, data, std::move(obs),
+                               [errors, completed](const lt::storage_error& e) {
+                                   if (errors)
+                                       errors->push_back(e);
+                                   ++*completed;
+                               },
+                               {});
+    }
+
+    // Every block of the image, as (piece, offset, length).
+    std::vector<std::tuple<int, int, int>> blocks() const {
+        std::vector<std::tuple<int, int, int>> out;
+        for (int p = 0; p < image.pieces(); ++p)
+            for (int off = 0; off < image.piece_size(p); off += kBlock)
+                out.emplace_back(p, off, std::min(kBlock, image.piece_size(p) - off));
+        return out;
+    }
+
+    lt::sha1_hash hash(int piece, lt::storage_error* error = nullptr) {
+        bool done = false;
+        lt::sha1_hash out;
+        io->async_hash(storage, lt::piece_index_t{piece}, {}, lt::disk_interface::v1_hash,
+                       [&](lt::piece_index_t, const lt::sha1_hash& h, const lt::storage_error& e) {
+                           out = h;
+                           if (error)
+                               *error = e;
+                           done = true;
+                       });
+        io->submit_jobs();
+        EXPECT_TRUE(run_until([&] { return done; }));
+        return out;
+    }
+
+    std::vector<char> read_block(int piece, int offset, int len) {
+        bool done = false;
+        std::vector<char> out;
+        io->async_read(storage, lt::peer_request{lt::piece_index_t{piece}, offset, len},
+                       [&](lt::disk_buffer_holder b, const lt::storage_error& e) {
+                           EXPECT_FALSE(e.ec) << e.ec.message();
+                           if (b)
+                               out.assign(b.data(), b.data() + b.size());
+                           done = true;
+                       },
+                       {});
+        io->submit_jobs();
+        EXPECT_TRUE(run_until([&] { return done; }));
+        return out;
+    }
+
+    std::vector<char> device() const {
+        std::ifstream in(path, std::ios::binary);
+        return {std::istreambuf_iterator<char>(in), {}};
+    }
+
+    // Extent bytes that differ from the image, and bytes elsewhere that are
+    // not the pattern.
+    std::pair<std::size_t, std::size_t> wrong_bytes() const {
+        const auto dev = device();
+        std::vector<bool> covered(dev.size(), false);
+        std::size_t wrong_in = 0, wrong_out = 0, pos = 0;
+        for (const auto& e : image.extents) {
+            for (std::uint64_t i = 0; i < e.length; ++i) {
+                covered[e.offset + i] = true;
+                wrong_in += dev[e.offset + i] != image.stream[pos + i];
+            }
+            pos += e.length;
+        }
+        for (std::size_t i = 0; i < dev.size(); ++i)
+            wrong_out += !covered[i] && dev[i] != kPattern;
+        return {wrong_in, wrong_out};
+    }
+
+    Image image;
+    fs::path dir;
+    std::string path;
+    lt::io_context ioc;
+    lt::settings_pack settings;
+    lt::aux::vector<lt::download_priority_t, lt::file_index_t> priorities;
+    std::unique_ptr<ezio::RawDiskIO> io;
+    std::shared_ptr<ezio::Target> target;
+    lt::storage_holder holder;
+    lt::storage_index_t storage{0};
+};
+
+TEST_F(RawDiskIOTest, BlocksInAnyOrderLandAtTheirExtentsAndHashRight) {
+    auto all = blocks();
+    std::shuffle(all.begin(), all.end(), std::mt19937(3));
+    int completed = 0;
+    std::vector<lt::storage_error> errors;
+    for (const auto& [p, off, len] : all)
+        write(p, off, len, image.at(p, off), &errors, &completed);
+    io->submit_jobs();
+    for (int p = 0; p < image.pieces(); ++p)
+        EXPECT_EQ(hash(p), image.info->hash_for_piece(lt::piece_index_t{p})) << "piece " << p;
+    ASSERT_TRUE(run_until([&] { return completed == static_cast<int>(all.size()); }));
+    for (const auto& e : errors)
+        EXPECT_FALSE(e.ec) << e.ec.message();
+    const auto [wrong_in, wrong_out] = wrong_bytes();
+    EXPECT_EQ(wrong_in, 0u);
+    EXPECT_EQ(wrong_out, 0u);
+    EXPECT_EQ(io->queued_write_bytes(), 0);
+}
+
+TEST_F(RawDiskIOTest, InOrderBlocksAreWrittenTogetherAndCompleteOnlyWhenWritten) {
+    // Three blocks of piece 0, then nothing: they wait (a run), and are
+    // written when the worker has been idle for a moment.
+    int completed = 0;
+    for (int off = 0; off < 3 * kBlock; off += kBlock)
+        write(0, off, kBlock, image.at(0, off), nullptr, &completed);
+    io->submit_jobs();
+    ASSERT_TRUE(run_until([&] { return completed == 3; }));
+    EXPECT_EQ(io->queued_write_bytes(), 0);
+    // On the device already (no read or hash asked for it): 40 KiB in the
+    // first extent, the other 8 KiB at the start of the second.
+    const auto dev = device();
+    const auto e0 = static_cast<long>(image.extents[0].offset);
+    const auto e1 = static_cast<long>(image.extents[1].offset);
+    EXPECT_TRUE(
+        std::equal(image.stream.begin(), image.stream.begin() + 40 * 1024, dev.begin() + e0));
+    EXPECT_TRUE(std::equal(image.stream.begin() + 40 * 1024, image.stream.begin() + 48 * 1024,
+                           dev.begin() + e1));
+    EXPECT_EQ(dev[static_cast<std::size_t>(e1) + 8 * 1024], kPattern);
+}
+
+TEST_F(RawDiskIOTest, ReadsSeeWritesStillPendingAndReadAheadServesTheNextBlocks) {
+    int completed = 0;
+    for (int off = 0; off < image.piece_size(1); off += kBlock)
+        write(1, off, kBlock, image.at(1, off), nullptr, &completed);
+    io->submit_jobs();
+    // Read straight away, before any idle flush: the read must flush first.
+    for (int off = 0; off < image.piece_size(1); off += kBlock)
+        EXPECT_EQ(read_block(1, off, kBlock),
+                  std::vector<char>(image.at(1, off), image.at(1, off) + kBlock))
+            << "offset " << off;
+    ASSERT_TRUE(run_until([&] { return completed == image.piece_size(1) / kBlock; }));
+    // Rewriting a piece forgets what was read ahead of it.
+    const auto other = random_bytes(kBlock, 99);
+    write(1, kBlock, kBlock, other.data(), nullptr, &completed);
+    io->submit_jobs();
+    EXPECT_EQ(read_block(1, kBlock, kBlock), other);
+}
+
+TEST_F(RawDiskIOTest, ClearPieceThenRewriteHashesTheNewData) {
+    int completed = 0;
+    const auto junk = random_bytes(static_cast<std::size_t>(image.piece_size(0)), 5);
+    for (int off = 0; off < image.piece_size(0); off += kBlock)
+        write(0, off, kBlock, junk.data() + off, nullptr, &completed);
+    io->submit_jobs();
+    EXPECT_NE(hash(0), image.info->hash_for_piece(lt::piece_index_t{0}));
+    bool cleared = false;
+    io->async_clear_piece(storage, lt::piece_index_t{0},
+                          [&](lt::piece_index_t) { cleared = true; });
+    io->submit_jobs();
+    ASSERT_TRUE(run_until([&] { return cleared; }));
+    for (int off = 0; off < image.piece_size(0); off += kBlock)
+        write(0, off, kBlock, image.at(0, off), nullptr, &completed);
+    io->submit_jobs();
+    EXPECT_EQ(hash(0), image.info->hash_for_piece(lt::piece_index_t{0}));
+}
+
+TEST_F(RawDiskIOTest, WriteErrorReachesEveryBlockOfTheRunAndTheHash) {
+    // Writes past 0x40000 fail with EFBIG: piece 1 starts in the second
+    // extent (device offset 0x40000 + ...), so its run fails as a whole.
+    rlimit saved{};
+    ::getrlimit(RLIMIT_FSIZE, &saved);
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit r = saved;
+    r.rlim_cur = 0x40000;
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &r), 0);
+    int completed = 0;
+    std::vector<lt::storage_error> errors;
+    const int n = image.piece_size(1) / kBlock;
+    for (int off = 0; off < image.piece_size(1); off += kBlock)
+        write(1, off, kBlock, image.at(1, off), &errors, &completed);
+    io->submit_jobs();
+    lt::storage_error hash_error;
+    hash(1, &hash_error);
+    const bool all_done = run_until([&] { return completed == n; });
+    ::setrlimit(RLIMIT_FSIZE, &saved);
+    ASSERT_TRUE(all_done);
+    ASSERT_EQ(static_cast<int>(errors.size()), n);
+    int failed = 0;
+    for (const auto& e : errors)
+        failed += e.ec == lt::error_code(EFBIG, lt::system_category());
+    EXPECT_GT(failed, 0);
+    EXPECT_EQ(errors.back().ec, lt::error_code(EFBIG, lt::system_category()));
+    EXPECT_EQ(errors.back().operation, lt::operation_t::file_write);
+}
+
+TEST_F(RawDiskIOTest, BackPressureIsReleasedOnceTheQueueDrains) {
+    // At most 48 KiB queued: the fourth block of a run (held back to be
+    // written together) exceeds it; once the run is written, libtorrent is
+    // told to go on.
+    settings.set_int(lt::settings_pack::max_queued_disk_bytes, 48 * 1024);
+    io->settings_updated();
+    auto obs = std::make_shared<Observer>();
+    int completed = 0;
+    std::vector<bool> exceeded;
+    for (int off = 0; off < 4 * kBlock; off += kBlock)
+        exceeded.push_back(write(0, off, kBlock, image.at(0, off), nullptr, &completed, obs));
+    io->submit_jobs();
+    EXPECT_EQ(exceeded, (std::vector<bool>{false, false, false, true}));
+    ASSERT_TRUE(run_until([&] { return completed == 4 && obs->calls > 0; }));
+    EXPECT_EQ(obs->calls, 1);
+    EXPECT_EQ(io->queued_write_bytes(), 0);
+}
+
+TEST_F(RawDiskIOTest, StopCompletesAfterEveryWriteQueuedBeforeIt) {
+    int completed = 0;
+    int at_stop = -1;
+    for (const auto& [p, off, len] : blocks())
+        write(p, off, len, image.at(p, off), nullptr, &completed);
+    io->async_stop_torrent(storage, [&] { at_stop = completed; });
+    io->submit_jobs();
+    ASSERT_TRUE(run_until([&] { return at_stop >= 0; }));
+    EXPECT_EQ(at_stop, static_cast<int>(blocks().size()));
+    EXPECT_EQ(io->queued_write_bytes(), 0);
+    const auto [wrong_in, wrong_out] = wrong_bytes();
+    EXPECT_EQ(wrong_in, 0u);
+    EXPECT_EQ(wrong_out, 0u);
+}
+
+TEST_F(RawDiskIOTest, BadRequestsAreRefused) {
+    int completed = 0;
+    std::vector<lt::storage_error> errors;
+    write(0, 0, kBlock + 1, image.at(0, 0), &errors, &completed);
+    write(0, -1, 10, image.at(0, 0), &errors, &completed);
+    ASSERT_TRUE(run_until([&] { return completed == 2; }));
+    for (const auto& e : errors)
+        EXPECT_EQ(e.ec, lt::error_code(EINVAL, lt::system_category()));
+    const auto [wrong_in, wrong_out] = wrong_bytes();
+    EXPECT_EQ(wrong_out, 0u);
+}
+
+}  // namespace
