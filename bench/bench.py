@@ -106,28 +106,39 @@ def last_json(path):
     return obj
 
 
-def trace(out, ezioctl, addrs):
-    start = time.monotonic()
+def trace(out, hosts, interval=0.25):
+    """Every `interval` s until killed: each host's upload and download
+    (Mbit/s, from the counters of its bridge-side veth ezb-vI, so the hosts
+    are not disturbed) and the machine's idle CPU share, as TSV lines
+    "t  host  up_mbit  down_mbit  idle"; t counts from $EZIO_TRACE_T0 (epoch
+    seconds) if set, else from the start."""
+    def counters():
+        c = []
+        for i in range(hosts):
+            base = "/sys/class/net/ezb-v%d/statistics/" % i
+            try:
+                # The veth's rx is what the host sent, its tx what it got.
+                c.append((int(open(base + "rx_bytes").read()),
+                          int(open(base + "tx_bytes").read())))
+            except OSError:
+                c.append((0, 0))
+        stat = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        return c, stat[3] + stat[4], sum(stat)
+    start = float(os.environ.get("EZIO_TRACE_T0", "0")) or time.time()
+    last, last_t = counters(), time.time()
     with open(out, "a") as f:
         while True:
-            t = time.monotonic() - start
-            for host, addr in enumerate(addrs):
-                env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=addr)
-                r = subprocess.run([ezioctl, "--json", "jobs"], env=env,
-                                   capture_output=True, text=True)
-                if r.returncode != 0:
-                    continue
-                try:
-                    jobs = json.loads(r.stdout)
-                except ValueError:
-                    continue
-                for j in jobs:
-                    f.write("%.2f\t%d\t%s\t%s\t%s\t%s\t%s\n" % (
-                        t, host, j.get("Id", ""), j.get("State", ""),
-                        j.get("BytesDone", ""), j.get("TotalUploaded", ""),
-                        j.get("Peers", "")))
+            time.sleep(interval)
+            now = time.time()
+            cur = counters()
+            dt = now - last_t
+            idle = (cur[1] - last[1]) / max(1, cur[2] - last[2])
+            for host, ((up, down), (up0, down0)) in enumerate(zip(cur[0], last[0])):
+                f.write("%.2f\t%d\t%.1f\t%.1f\t%.2f\n" % (
+                    now - start, host, (up - up0) * 8 / dt / 1e6,
+                    (down - down0) * 8 / dt / 1e6, idle))
             f.flush()
-            time.sleep(max(0.0, 1.0 - (time.monotonic() - start - t)))
+            last, last_t = cur, now
 
 
 def main(argv):
@@ -146,7 +157,7 @@ def main(argv):
         value = last_json(args[0]).get(args[1], "")
         print(value if not isinstance(value, (dict, list)) else json.dumps(value))
     elif cmd == "trace":
-        trace(args[0], args[1], args[2:])
+        trace(args[0], int(args[1]))
     elif cmd == "median":
         print("%.6g" % statistics.median(float(x) for x in args))
     else:

@@ -34,6 +34,8 @@ usage: bash bench/run.sh [OPTIONS]
   --runs K             deploys per variant in 1on1, make-torrent runs (default 3)
   --swarm-repeat K     ezio swarm runs per N, median reported (default 1)
   --max-n N            largest swarm (default 16; N = 1, 2, 4, ... up to it)
+  --n N                swarm of N receivers only (repeatable; instead of the
+                       powers of two up to --max-n)
   --rate RATE          tc cap of every host, up and down (default 100mbit)
   --peers seeder|all   swarm receivers get the seeder only (peer exchange
                        finds the rest; default) or every host as --peer
@@ -43,9 +45,14 @@ usage: bash bench/run.sh [OPTIONS]
                        pieces), 1M, ..., or partclone (its own 16 MiB pieces,
                        no rehash)
   --no-compare         swarm: ezio only, no udpcast and unicast runs
-  --trace              swarm: log every host's jobs (bytes done, uploaded,
-                       peers) each second of each ezio run to
-                       OUT/trace-N-RUN.tsv (costs some CPU: diagnosis only)
+  --no-verify          swarm: deploy without --verify (every piece is still
+                       SHA-1-checked as it arrives; no re-read at the end)
+  --trace              swarm: log every host's upload and download rate and
+                       the idle CPU share every 0.25 s of each ezio run to
+                       OUT/trace-N-RUN.tsv (read from the bridge-side veth
+                       counters: the hosts are not disturbed)
+  --perf               swarm: record a system-wide profile (perf record -a -g)
+                       of each ezio run to OUT/perf-N-RUN.data
   --disk               also run 1on1 with loop files on disk (/var/tmp)
   --build-dir DIR      eziod/ezioctl from DIR (also \$EZIO_BUILD_DIR)
   --no-build           do not (re)build the build directory
@@ -53,10 +60,12 @@ usage: bash bench/run.sh [OPTIONS]
 EOF
 }
 
-TRACE=0 COMPARE=1 QUICK=0 RUNS=3 SWARM_REPEAT=1 MAX_N=16 RATE=100mbit PEERS=seeder DISK=0 BUILD=1
+SWARM_VERIFY=(--verify)
+PERF=0 TRACE=0 COMPARE=1 QUICK=0 RUNS=3 SWARM_REPEAT=1 MAX_N=16 RATE=100mbit PEERS=seeder DISK=0 BUILD=1
 SWARM_PIECE=auto
 OUT_DIR=$BENCH_DIR/results
 ONLY=()
+NS=()
 BUILD_DIR=${EZIO_BUILD_DIR:-$SOURCE_DIR/build-bench}
 while [ $# -gt 0 ]; do
     case $1 in
@@ -65,12 +74,15 @@ while [ $# -gt 0 ]; do
         --runs) RUNS=${2:?}; shift ;;
         --swarm-repeat) SWARM_REPEAT=${2:?}; shift ;;
         --max-n) MAX_N=${2:?}; shift ;;
+        --n) NS+=("${2:?}"); shift ;;
         --rate) RATE=${2:?}; shift ;;
         --peers) PEERS=${2:?}; shift ;;
         --swarm-piece-size) SWARM_PIECE=${2:?}; shift ;;
         --disk) DISK=1 ;;
         --no-compare) COMPARE=0 ;;
+        --no-verify) SWARM_VERIFY=() ;;
         --trace) TRACE=1 ;;
+        --perf) PERF=1 ;;
         --build-dir) BUILD_DIR=${2:?}; shift ;;
         --no-build) BUILD=0 ;;
         --out) OUT_DIR=${2:?}; shift ;;
@@ -487,9 +499,13 @@ swarm() {
     rec swarm.link_tcp_mbit "$("$PY3" -c 'import sys; print("%.1f" % (float(sys.argv[1]) * 1000))' "$("${BENCH[@]}" iperf "$EZIO_TMP/iperf-cap.json")")"
 
     local ns_list=()
-    n=1
-    while [ "$n" -le "$MAX_N" ]; do ns_list+=("$n"); n=$((n * 2)); done
-    [ "${ns_list[-1]}" = "$MAX_N" ] || ns_list+=("$MAX_N")
+    if [ ${#NS[@]} -gt 0 ]; then
+        ns_list=("${NS[@]}")
+    else
+        n=1
+        while [ "$n" -le "$MAX_N" ]; do ns_list+=("$n"); n=$((n * 2)); done
+        [ "${ns_list[-1]}" = "$MAX_N" ] || ns_list+=("$MAX_N")
+    fi
 
     for n in "${ns_list[@]}"; do
         # --- ezio: every receiver deploy --wait --verify at once; a receiver
@@ -507,23 +523,29 @@ swarm() {
             for ((i = 1; i <= n; i++)); do
                 (
                     rc=0
-                    timeout 600 env DBUS_SYSTEM_BUS_ADDRESS="${bus[i]}" "$EZIOCTL" --json deploy --wait --verify --seed-after forever \
+                    timeout 600 env DBUS_SYSTEM_BUS_ADDRESS="${bus[i]}" "$EZIOCTL" --json deploy --wait "${SWARM_VERIFY[@]}" --seed-after forever \
                         "${peers[@]}" "$torrent" "${tgt[i]}" >"$dir/out.$i" 2>&1 || rc=$?
                     echo "$rc $(now)" >"$dir/end.$i"
                 ) &
                 BG_PIDS+=($!)
             done
-            local tracer=""
+            local tracer="" profiler=""
+            if [ "$PERF" = 1 ]; then
+                mkdir -p "$OUT_DIR"
+                perf record -q -F 499 -a -g -o "$OUT_DIR/perf-$n-$r.data" >/dev/null 2>&1 &
+                profiler=$!
+            fi
             if [ "$TRACE" = 1 ]; then
                 mkdir -p "$OUT_DIR"
-                "${BENCH[@]}" trace "$OUT_DIR/trace-$n-$r.tsv" "$EZIOCTL" "${bus[@]:0:n+1}" &
+                EZIO_TRACE_T0=$t0 "${BENCH[@]}" trace "$OUT_DIR/trace-$n-$r.tsv" "$((n + 1))" &
                 tracer=$!
             fi
             wait_ends "$n" "$dir"
-            if [ -n "$tracer" ]; then
-                kill "$tracer" 2>/dev/null || true
-                wait "$tracer" 2>/dev/null || true
-            fi
+            local p
+            for p in $tracer $profiler; do
+                kill -TERM "$p" 2>/dev/null || true
+                wait "$p" 2>/dev/null || true
+            done
             local secs
             secs=$(elapsed "$t0" "$LAST")
             recl "swarm.ezio.$n" "$secs"

@@ -155,6 +155,11 @@ class Parser {
                 engine.direct_io = *b ? DirectIo::Always : DirectIo::Never;
             else
                 bad_value(key, value, "auto, yes or no");
+        } else if (key == "paced_seeding") {
+            auto b = parse_bool(value);
+            if (!b)
+                bad_value(key, value, "yes or no");
+            engine.paced_seeding = *b;
         } else if (key == "local_discovery") {
             auto b = parse_bool(value);
             if (!b)

@@ -11,6 +11,8 @@
 //   direct_io = auto             auto | yes | no: write block devices with
 //                                O_DIRECT (auto: unless rotational)
 //   local_discovery = yes        yes|no|true|false|on|off|1|0
+//   paced_seeding = yes          seeds show ezio receivers a few pieces at a
+//                                time, so the seed sends each piece once
 //   [autodeploy]
 //   torrent = /srv/sda1.torrent  path or http(s):// / tftp:// URL
 //   target = sda1                device to deploy onto
@@ -101,7 +103,7 @@ struct DuplicatorConfig {
 
 struct DaemonConfig {
     // listen_port, listen_interface, state_dir, io_threads, direct_io,
-    // local_discovery.
+    // local_discovery, paced_seeding.
     EngineConfig engine;
     LogLevel log_level = LogLevel::Info;
     AutoDeployConfig autodeploy;

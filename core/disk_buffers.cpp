@@ -2,7 +2,6 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <new>
 
 namespace ezio {
 
@@ -37,51 +36,64 @@ void BlockPool::put(char* block) {
 }
 
 SlabPool::~SlabPool() {
-    for (char* s : free_)
-        std::free(s);
+    for (auto& [capacity, slab] : free_)
+        std::free(slab);
+    // Slabs still referenced belong to whoever holds them; libtorrent
+    // releases every buffer before it destroys its disk subsystem.
 }
 
-SlabPool::Header* SlabPool::header(const char* p) {
-    const auto base = reinterpret_cast<std::uintptr_t>(p) & ~(std::uintptr_t{kSlabBytes} - 1);
-    return reinterpret_cast<Header*>(base + kSlabBytes - sizeof(Header));
-}
-
-char* SlabPool::get() {
+char* SlabPool::get(std::size_t bytes) {
+    std::lock_guard lock(mutex_);
     char* slab = nullptr;
-    {
-        std::lock_guard lock(mutex_);
-        if (!free_.empty()) {
-            slab = free_.back();
-            free_.pop_back();
-        }
-    }
-    if (!slab) {
-        slab = static_cast<char*>(std::aligned_alloc(kSlabBytes, kSlabBytes));
+    std::size_t capacity = bytes;
+    // The smallest free slab that fits, if it is not much too big.
+    if (auto it = free_.lower_bound(bytes); it != free_.end() && it->first <= 2 * bytes) {
+        capacity = it->first;
+        slab = it->second;
+        kept_bytes_ -= capacity;
+        free_.erase(it);
+    } else {
+        slab = static_cast<char*>(std::malloc(bytes));
         if (!slab)
             return nullptr;
-        new (header(slab)) Header{};
     }
-    header(slab)->refs.store(1, std::memory_order_relaxed);
+    live_.emplace(slab, Slab{capacity, 1});
     return slab;
 }
 
-void SlabPool::add_ref(const char* p) {
-    header(p)->refs.fetch_add(1, std::memory_order_relaxed);
+void SlabPool::add_ref(const char* slab) {
+    std::lock_guard lock(mutex_);
+    auto it = live_.find(slab);
+    if (it != live_.end())
+        ++it->second.refs;
 }
 
 void SlabPool::release(const char* p) {
-    Header* h = header(p);
-    if (h->refs.fetch_sub(1, std::memory_order_acq_rel) != 1)
-        return;
-    char* slab = reinterpret_cast<char*>(h) + sizeof(Header) - kSlabBytes;
+    char* drop = nullptr;
     {
         std::lock_guard lock(mutex_);
-        if (free_.size() < keep_) {
-            free_.push_back(slab);
+        auto it = live_.upper_bound(p);
+        if (it == live_.begin())
+            return;  // not ours
+        --it;
+        if (p >= it->first + it->second.capacity || --it->second.refs > 0)
             return;
+        char* slab = const_cast<char*>(it->first);
+        const std::size_t capacity = it->second.capacity;
+        live_.erase(it);
+        if (kept_bytes_ + capacity <= keep_bytes_) {
+            free_.emplace(capacity, slab);
+            kept_bytes_ += capacity;
+        } else {
+            drop = slab;
         }
     }
-    std::free(slab);
+    std::free(drop);
+}
+
+std::size_t SlabPool::in_use() const {
+    std::lock_guard lock(mutex_);
+    return live_.size();
 }
 
 }  // namespace ezio

@@ -31,6 +31,7 @@
 #include "atomic_file.hpp"
 #include "disk_lock.hpp"
 #include "layout.hpp"
+#include "paced_seed.hpp"
 #include "peer_ban.hpp"
 #include "raw_disk_io.hpp"
 #include "target.hpp"
@@ -324,20 +325,20 @@ struct Engine::Impl {
         sp.set_bool(lt::settings_pack::smooth_connects, false);
         // Deep pipelines for a fast LAN, but only a second's worth of
         // requests per peer, block by block: libtorrent otherwise asks a fast
-        // peer for up to 8 MiB of whole pieces at once (whole_pieces_threshold),
-        // and receivers that pick the same pieces from the seeder before they
-        // see each other's HAVEs make it send the image several times (bench
-        // swarm of 16 at 100 Mbit/s, 256 KiB pieces: 1.78 copies, 1.35 with
-        // these two settings; the deploy took 1.92, then 1.51 x T_min).
+        // peer for up to 8 MiB of whole pieces at once (whole_pieces_threshold).
+        // What a peer may have queued with us is capped too (it replaces the
+        // peer's own limit): queued data is latency for the last pieces of a
+        // swarm. Send buffers hold half a second of a connection's rate (32
+        // MiB at most), and the kernel sizes socket buffers itself: fixed
+        // large ones were seconds of queue on a 100 Mbit/s link (bench swarm
+        // of 4: 16.6 s, 15.3 s without them).
         sp.set_int(lt::settings_pack::max_out_request_queue, 1500);
-        sp.set_int(lt::settings_pack::max_allowed_in_request_queue, 2000);
+        sp.set_int(lt::settings_pack::max_allowed_in_request_queue, 500);
         sp.set_int(lt::settings_pack::request_queue_time, 1);
         sp.set_int(lt::settings_pack::whole_pieces_threshold, 0);
         sp.set_int(lt::settings_pack::send_buffer_watermark, 32 << 20);
-        sp.set_int(lt::settings_pack::send_buffer_watermark_factor, 150);
+        sp.set_int(lt::settings_pack::send_buffer_watermark_factor, 50);
         sp.set_int(lt::settings_pack::max_peer_recv_buffer_size, 8 << 20);
-        sp.set_int(lt::settings_pack::send_socket_buffer_size, 4 << 20);
-        sp.set_int(lt::settings_pack::recv_socket_buffer_size, 4 << 20);
         sp.set_int(lt::settings_pack::send_buffer_low_watermark, 1 << 20);
         sp.set_int(lt::settings_pack::max_queued_disk_bytes, 32 << 20);
         sp.set_int(lt::settings_pack::aio_threads, std::max(1, config.io_threads));
@@ -511,6 +512,13 @@ struct Engine::Impl {
         atp.extensions.push_back([bans = j->bans](const lt::torrent_handle&, lt::client_data_t) {
             return make_ban_plugin(bans);
         });
+        if (config.paced_seeding) {
+            PacingConfig pacing;
+            atp.extensions.push_back(
+                [info = t.info, pacing](const lt::torrent_handle&, lt::client_data_t) {
+                    return make_paced_plugin(info, pacing);
+                });
+        }
         if (op == Operation::Seed) {
             if (options.seed_verified) {
                 // A known-good source: every piece is there, nothing rehashed.

@@ -113,6 +113,8 @@ struct EngineConfig {
     int io_threads = 0;             // 0 = number of cores
     DirectIo direct_io = DirectIo::Auto;
     bool local_discovery = true;      // BitTorrent Local Service Discovery
+    bool paced_seeding = true;        // seeds show ezio receivers pieces a few at a time
+                                      // (paced_seed.hpp)
     int connections_per_torrent = 0;  // 0 = default
     std::string user_agent = "ezio";
 };

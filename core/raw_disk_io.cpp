@@ -24,7 +24,8 @@ namespace {
 constexpr int kBlock = lt::default_block_size;
 static_assert(kBlock == static_cast<int>(BlockPool::kBlockBytes));
 constexpr std::size_t kHashChunk = 1 << 20;  // read granularity while hashing
-constexpr std::size_t kReadCacheSlabs = 4;   // read-ahead slabs kept per worker
+constexpr std::size_t kReadCacheSlabs = 32;  // chunks the network thread keeps
+constexpr int kReadChunk = 1 << 20;          // a read-ahead slab: this much of a piece
 constexpr std::size_t kPublishEvery = 32;    // completions a worker holds back at most
 
 lt::storage_error make_error(int err, lt::operation_t op,
@@ -136,22 +137,36 @@ struct RawDiskIO::Storage {
     ImageLayout layout;
 };
 
-// One I/O thread with a FIFO queue and the per-piece state only it touches:
-//
-// - runs: received blocks of a piece that follow each other, not written
-//   yet (see the header: coalesced writes);
-// - cursors: a SHA-1 per piece being written. Blocks written in order are
-//   hashed from the buffer just written, so async_hash only reads back what
-//   the cursor did not cover (usually nothing);
-// - the read cache: the last few read-ahead slabs.
-//
-// Every job of a piece runs on this worker, in order, so none of this needs
-// a lock. Completions are collected in done_ and handed to RawDiskIO in
-// batches.
+struct RawDiskIO::Run {
+    struct Block {
+        char* buf;
+        int len;
+        std::function<void(lt::storage_error const&)> handler;
+    };
+    lt::storage_index_t index{0};
+    std::shared_ptr<Storage> storage;
+    lt::piece_index_t piece{0};
+    int start = 0;  // piece offset of the first block
+    int end = 0;    // one past the last block
+    std::vector<Block> blocks;
+};
+
+struct RawDiskIO::CachedRead {
+    Key key;
+    int start;  // piece offset of slab[0]
+    int len;
+    const char* slab;  // the cache holds a reference
+    std::uint64_t used;
+};
+
+// One I/O thread with a FIFO queue, and the SHA-1 "cursor" of every piece
+// it writes: runs that arrive in order are hashed from the buffers just
+// written, so async_hash only reads back what the cursor did not cover
+// (usually nothing). Every job of a piece runs on this worker, in order, so
+// the cursors need no lock. Completions are collected in done_ and handed to
+// RawDiskIO in batches.
 class RawDiskIO::Worker {
   public:
-    using Key = std::pair<std::uint64_t, int>;  // storage serial, piece
-
     explicit Worker(RawDiskIO& io) : io_(io), thread_([this] { run(); }) {}
     ~Worker() { stop(); }
     Worker(const Worker&) = delete;
@@ -161,9 +176,20 @@ class RawDiskIO::Worker {
     void push(std::function<void()> job) {
         std::lock_guard lock(mutex_);
         queue_.push_back(std::move(job));
+        pushed_ = true;
     }
-    void wake() { cv_.notify_one(); }
-    // Runs what is queued, writes what is pending, then ends the thread.
+    // Wakes the worker if jobs came since the last wake: a worker woken
+    // for nothing costs two context switches.
+    void wake() {
+        {
+            std::lock_guard lock(mutex_);
+            if (!pushed_)
+                return;
+            pushed_ = false;
+        }
+        cv_.notify_one();
+    }
+    // Runs what is queued, then ends the thread.
     void stop() {
         {
             std::lock_guard lock(mutex_);
@@ -177,71 +203,53 @@ class RawDiskIO::Worker {
 
     // ---- jobs (this worker's thread) ---------------------------------------
 
-    void write(const std::shared_ptr<Storage>& st, lt::peer_request r, char* buf,
-               std::function<void(lt::storage_error const&)> handler) {
-        const Key key{st->serial, static_cast<int>(r.piece)};
-        forget_reads(key);
-        auto it = runs_.find(key);
-        if (it != runs_.end() &&
-            (r.start != it->second.end || it->second.end - it->second.start + r.length > kMaxRun ||
-             it->second.blocks.size() >= IOV_MAX)) {
-            flush(it);
-            it = runs_.end();
+    // Writes a run with one pwritev per extent, then completes its blocks
+    // (with the write's error, if any).
+    void write(Run& run) {
+        const Key key{run.storage->serial, static_cast<int>(run.piece)};
+        std::vector<iovec> iov;
+        iov.reserve(run.blocks.size());
+        for (const auto& b : run.blocks)
+            iov.push_back({b.buf, static_cast<std::size_t>(b.len)});
+        const lt::storage_error se = run.storage->writev(run.piece, run.start, iov);
+        if (se.ec) {
+            cursors_.erase(key);
+        } else {
+            int at = run.start;
+            for (const auto& b : run.blocks) {
+                hashed_write(key, at, b.buf, b.len);
+                at += b.len;
+            }
         }
-        if (it == runs_.end()) {
-            it = runs_.emplace(key, Run{}).first;
-            it->second.storage = st;
-            it->second.piece = r.piece;
-            it->second.start = it->second.end = r.start;
+        for (auto& b : run.blocks) {
+            io_.blocks_.put(b.buf);
+            done_.push_back([io = &io_, key, h = std::move(b.handler), se] {
+                if (auto it = io->writing_.find(key); it != io->writing_.end() && --it->second <= 0)
+                    io->writing_.erase(it);
+                h(se);
+            });
         }
-        Run& run = it->second;
-        run.blocks.push_back({buf, r.length, std::move(handler)});
-        run.end += r.length;
-        if (run.end - run.start >= kMaxRun)
-            flush(it);
+        io_.write_done(run.end - run.start);
     }
 
-    void read(const std::shared_ptr<Storage>& st, lt::peer_request r,
-              std::function<void(lt::disk_buffer_holder, lt::storage_error const&)> handler) {
-        const Key key{st->serial, static_cast<int>(r.piece)};
-        flush(key);
-        const char* data = cached(key, r.start, r.length);
-        if (data) {
-            SlabPool::add_ref(data);
+    // Reads [start, start + len) of a piece into a new slab for the network
+    // thread's cache.
+    void read_chunk(const std::shared_ptr<Storage>& st, lt::piece_index_t piece, int start,
+                    int len) {
+        const Key key{st->serial, static_cast<int>(piece)};
+        lt::storage_error se;
+        char* slab = io_.slabs_.get(static_cast<std::size_t>(len));
+        if (!slab) {
+            se = make_error(ENOMEM, lt::operation_t::alloc_cache_piece);
         } else {
-            // Read ahead when the piece is read from its start or on from
-            // the last read: the next requests are likely its next blocks.
-            // A lone block elsewhere is read alone.
-            const bool sequential = r.start == 0 || read_ends_at(key, r.start);
-            int len = r.length;
-            if (sequential)
-                len = std::max(len, std::min(static_cast<int>(SlabPool::kSlabData),
-                                             st->files.piece_size(r.piece) - r.start));
-            char* slab = io_.slabs_.get();  // its reference goes with the block
-            if (!slab) {
-                done_.push_back([h = std::move(handler)] {
-                    h(lt::disk_buffer_holder{},
-                      make_error(ENOMEM, lt::operation_t::alloc_cache_piece));
-                });
-                return;
-            }
-            lt::storage_error se = st->io(r.piece, r.start, slab, len, false);
-            if (se.ec && len > r.length) {  // the read-ahead failed: the block alone decides
-                len = r.length;
-                se = st->io(r.piece, r.start, slab, len, false);
-            }
+            se = st->io(piece, start, slab, len, false);
             if (se.ec) {
                 io_.slabs_.release(slab);
-                done_.push_back([h = std::move(handler), se] { h(lt::disk_buffer_holder{}, se); });
-                return;
+                slab = nullptr;
             }
-            if (len > r.length)
-                remember(key, r.start, len, slab);
-            data = slab;
         }
-        done_.push_back([this, h = std::move(handler), data, len = r.length] {
-            h(lt::disk_buffer_holder(io_, const_cast<char*>(data), len), lt::storage_error{});
-        });
+        done_.push_back(
+            [io = &io_, key, start, len, slab, se] { io->chunk_read(key, start, len, slab, se); });
     }
 
     void hash(const std::shared_ptr<Storage>& st, lt::piece_index_t piece,
@@ -249,7 +257,6 @@ class RawDiskIO::Worker {
               std::function<void(lt::piece_index_t, lt::sha1_hash const&, lt::storage_error const&)>
                   handler) {
         const Key key{st->serial, static_cast<int>(piece)};
-        flush(key);
         const lt::file_storage& fs = st->files;
         const int size = fs.piece_size(piece);
         const bool want_v1 = bool(flags & lt::disk_interface::v1_hash);
@@ -302,7 +309,6 @@ class RawDiskIO::Worker {
         const std::shared_ptr<Storage>& st, lt::piece_index_t piece, int offset,
         std::function<void(lt::piece_index_t, lt::sha256_hash const&, lt::storage_error const&)>
             handler) {
-        flush(Key{st->serial, static_cast<int>(piece)});
         const int size2 = st->files.piece_size2(piece);
         const int len = std::min(kBlock, size2 - offset);
         lt::storage_error se;
@@ -318,64 +324,27 @@ class RawDiskIO::Worker {
         done_.push_back([h = std::move(handler), piece, digest, se] { h(piece, digest, se); });
     }
 
-    void clear_piece(std::uint64_t serial, lt::piece_index_t piece,
+    void clear_piece(const Key& key, lt::piece_index_t piece,
                      std::function<void(lt::piece_index_t)> handler) {
-        const Key key{serial, static_cast<int>(piece)};
-        flush(key);
-        forget_reads(key);
         cursors_.erase(key);  // the piece will be written anew
-        done_.push_back([h = std::move(handler), piece] { h(piece); });
+        done_.push_back([io = &io_, key, h = std::move(handler), piece] {
+            if (auto it = io->writing_.find(key); it != io->writing_.end() && --it->second <= 0)
+                io->writing_.erase(it);
+            h(piece);
+        });
     }
 
-    // Writes every pending run of storage `serial` and hands over what is
-    // done, so that a completion queued after this follows them.
-    void settle(std::uint64_t serial) {
-        for (auto it = runs_.begin(); it != runs_.end();) {
-            auto next = std::next(it);
-            if (it->first.first == serial)
-                flush(it);
-            it = next;
-        }
-        for (auto it = reads_.begin(); it != reads_.end();) {
-            if (it->key.first == serial) {
-                io_.slabs_.release(it->slab);
-                it = reads_.erase(it);
-            } else {
-                ++it;
-            }
-        }
-        publish();
-    }
-
-    // Hands completions collected so far to RawDiskIO.
+    // Hands over what is done, so that a completion queued after this
+    // follows them (the stop barrier).
     void publish() {
         if (!done_.empty())
             io_.complete(done_);
     }
 
   private:
-    struct Block {
-        char* buf;
-        int len;
-        std::function<void(lt::storage_error const&)> handler;
-    };
-    struct Run {
-        std::shared_ptr<Storage> storage;
-        lt::piece_index_t piece{0};
-        int start = 0;  // piece offset of the first block
-        int end = 0;    // one past the last block
-        std::vector<Block> blocks;
-    };
     struct Cursor {
         int next = 0;  // bytes of the piece hashed so far
         lt::hasher sha1;
-    };
-    struct CachedRead {
-        Key key;
-        int start;  // piece offset of slab[0]
-        int len;
-        char* slab;  // the cache's reference
-        std::uint64_t used;
     };
 
     void run() {
@@ -385,29 +354,9 @@ class RawDiskIO::Worker {
         for (;;) {
             {
                 std::unique_lock lock(mutex_);
-                if (queue_.empty() && !stopping_) {
-                    if (runs_.empty()) {
-                        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-                    } else if (io_.exceeded_.load() || !cv_.wait_for(lock, kIdleFlush, [this] {
-                                   return stopping_ || !queue_.empty();
-                               })) {
-                        // Nothing more came (or libtorrent waits for the
-                        // disk): write what is pending.
-                        lock.unlock();
-                        flush_all();
-                        publish();
-                        continue;
-                    }
-                }
-                if (queue_.empty()) {  // stopping, and everything queued is done
-                    lock.unlock();
-                    flush_all();
-                    publish();
-                    for (auto& c : reads_)
-                        io_.slabs_.release(c.slab);
-                    reads_.clear();
-                    return;
-                }
+                cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+                if (queue_.empty())
+                    return;  // stopping, and everything queued is done
                 batch.swap(queue_);
             }
             for (auto& job : batch) {
@@ -418,40 +367,6 @@ class RawDiskIO::Worker {
             batch.clear();
             publish();
         }
-    }
-
-    // Writes a pending run with one pwritev per extent, then completes its
-    // blocks (with the write's error, if any).
-    void flush(std::map<Key, Run>::iterator it) {
-        Run& run = it->second;
-        std::vector<iovec> iov;
-        iov.reserve(run.blocks.size());
-        for (const Block& b : run.blocks)
-            iov.push_back({b.buf, static_cast<std::size_t>(b.len)});
-        const lt::storage_error se = run.storage->writev(run.piece, run.start, iov);
-        if (se.ec) {
-            cursors_.erase(it->first);
-        } else {
-            int at = run.start;
-            for (const Block& b : run.blocks) {
-                hashed_write(it->first, at, b.buf, b.len);
-                at += b.len;
-            }
-        }
-        for (Block& b : run.blocks) {
-            io_.blocks_.put(b.buf);
-            done_.push_back([h = std::move(b.handler), se] { h(se); });
-        }
-        io_.write_done(run.end - run.start);
-        runs_.erase(it);
-    }
-    void flush(const Key& key) {
-        if (auto it = runs_.find(key); it != runs_.end())
-            flush(it);
-    }
-    void flush_all() {
-        while (!runs_.empty())
-            flush(runs_.begin());
     }
 
     void hashed_write(const Key& key, int start, const char* data, int len) {
@@ -474,54 +389,14 @@ class RawDiskIO::Worker {
         // start > next: a gap; the cursor stops, async_hash reads the rest.
     }
 
-    // The cached bytes [start, start + len) of a piece, or nullptr.
-    const char* cached(const Key& key, int start, int len) {
-        for (auto& c : reads_) {
-            if (c.key == key && start >= c.start && start + len <= c.start + c.len) {
-                c.used = ++clock_;
-                return c.slab + (start - c.start);
-            }
-        }
-        return nullptr;
-    }
-    bool read_ends_at(const Key& key, int offset) const {
-        return std::any_of(reads_.begin(), reads_.end(), [&](const CachedRead& c) {
-            return c.key == key && c.start + c.len == offset;
-        });
-    }
-    // Keeps a slab (taking a reference), evicting the least recently used.
-    void remember(const Key& key, int start, int len, char* slab) {
-        if (reads_.size() >= kReadCacheSlabs) {
-            auto lru = std::min_element(
-                reads_.begin(), reads_.end(),
-                [](const CachedRead& a, const CachedRead& b) { return a.used < b.used; });
-            io_.slabs_.release(lru->slab);
-            reads_.erase(lru);
-        }
-        SlabPool::add_ref(slab);
-        reads_.push_back({key, start, len, slab, ++clock_});
-    }
-    void forget_reads(const Key& key) {
-        for (auto it = reads_.begin(); it != reads_.end();) {
-            if (it->key == key) {
-                io_.slabs_.release(it->slab);
-                it = reads_.erase(it);
-            } else {
-                ++it;
-            }
-        }
-    }
-
     RawDiskIO& io_;
-    std::map<Key, Run> runs_;
     std::map<Key, Cursor> cursors_;
-    std::vector<CachedRead> reads_;
-    std::uint64_t clock_ = 0;
     std::vector<std::function<void()>> done_;
 
-    std::mutex mutex_;  // guards queue_, stopping_
+    std::mutex mutex_;  // guards queue_, pushed_, stopping_
     std::condition_variable cv_;
     std::vector<std::function<void()>> queue_;
+    bool pushed_ = false;
     bool stopping_ = false;
     std::mutex join_mutex_;  // stop() from two threads joins once
     std::thread thread_;     // last: starts after the members it uses exist
@@ -531,7 +406,7 @@ RawDiskIO::RawDiskIO(lt::io_context& ioc, const lt::settings_interface& settings
     : ioc_(ioc),
       settings_(settings),
       blocks_(2048),
-      slabs_(64),
+      slabs_(64 << 20),
       max_queued_bytes_(settings.get_int(lt::settings_pack::max_queued_disk_bytes)) {
     threads = std::max(1, threads);
     for (int i = 0; i < threads; ++i)
@@ -540,6 +415,11 @@ RawDiskIO::RawDiskIO(lt::io_context& ioc, const lt::settings_interface& settings
 
 RawDiskIO::~RawDiskIO() {
     abort(true);
+    for (auto& [key, run] : staged_)
+        for (auto& b : run.blocks)
+            blocks_.put(b.buf);
+    for (auto& c : cache_)
+        slabs_.release(c.slab);
 }
 
 void RawDiskIO::bind(std::shared_ptr<Target> target, ImageLayout layout) {
@@ -588,10 +468,24 @@ lt::storage_holder RawDiskIO::new_torrent(lt::storage_params const& p,
 }
 
 void RawDiskIO::remove_torrent(lt::storage_index_t idx) {
-    std::lock_guard lock(mutex_);
-    // In-flight jobs hold their own reference; the target closes after them.
-    storages_[static_cast<std::size_t>(static_cast<std::uint32_t>(idx))].reset();
-    free_slots_.push_back(idx);
+    std::shared_ptr<Storage> st;
+    {
+        std::lock_guard lock(mutex_);
+        // In-flight jobs hold their own reference; the target closes after them.
+        st = std::move(storages_[static_cast<std::size_t>(static_cast<std::uint32_t>(idx))]);
+        free_slots_.push_back(idx);
+    }
+    if (st) {
+        push_storage(st->serial);  // nothing may stay staged for a slot reused later
+        for (auto it = cache_.begin(); it != cache_.end();) {
+            if (it->key.first == st->serial) {
+                slabs_.release(it->slab);
+                it = cache_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
 }
 
 std::shared_ptr<RawDiskIO::Storage> RawDiskIO::storage(lt::storage_index_t idx) const {
@@ -603,6 +497,88 @@ RawDiskIO::Worker& RawDiskIO::worker_for(lt::storage_index_t storage, lt::piece_
     const auto h = static_cast<std::size_t>(static_cast<std::uint32_t>(storage)) * 0x9E3779B1u +
                    static_cast<std::size_t>(static_cast<int>(piece));
     return *workers_[h % workers_.size()];
+}
+
+void RawDiskIO::push(const Key& key) {
+    auto it = staged_.find(key);
+    if (it == staged_.end())
+        return;
+    Worker& w = worker_for(it->second.index, it->second.piece);
+    w.push([&w, run = std::make_shared<Run>(std::move(it->second))] { w.write(*run); });
+    staged_.erase(it);
+}
+
+void RawDiskIO::push_storage(std::uint64_t serial) {
+    std::vector<Key> keys;
+    for (const auto& [key, run] : staged_)
+        if (key.first == serial)
+            keys.push_back(key);
+    for (const Key& key : keys)
+        push(key);
+}
+
+void RawDiskIO::push_all() {
+    while (!staged_.empty())
+        push(staged_.begin()->first);
+}
+
+const char* RawDiskIO::cached(const Key& key, int start, int len) {
+    for (auto& c : cache_) {
+        if (c.key == key && start >= c.start && start + len <= c.start + c.len) {
+            c.used = ++cache_clock_;
+            slabs_.add_ref(c.slab);
+            return c.slab + (start - c.start);
+        }
+    }
+    return nullptr;
+}
+
+void RawDiskIO::remember(const Key& key, int start, int len, const char* slab) {
+    if (cache_.size() >= kReadCacheSlabs) {
+        auto lru = std::min_element(
+            cache_.begin(), cache_.end(),
+            [](const CachedRead& a, const CachedRead& b) { return a.used < b.used; });
+        slabs_.release(lru->slab);
+        cache_.erase(lru);
+    }
+    slabs_.add_ref(slab);
+    cache_.push_back({key, start, len, slab, ++cache_clock_});
+}
+
+void RawDiskIO::forget(const Key& key) {
+    for (auto it = cache_.begin(); it != cache_.end();) {
+        if (it->key == key) {
+            slabs_.release(it->slab);
+            it = cache_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+void RawDiskIO::chunk_read(const Key& key, int start, int len, const char* slab,
+                           const lt::storage_error& se) {
+    auto it = reading_.find({key, start});
+    std::vector<Waiting> waiting;
+    if (it != reading_.end()) {
+        waiting = std::move(it->second);
+        reading_.erase(it);
+    }
+    if (!slab) {
+        for (auto& w : waiting)
+            w.handler(lt::disk_buffer_holder{}, se);
+        return;
+    }
+    // Kept only if no write of the piece is under way: a write queued after
+    // the read changes the piece once it is done.
+    if (writing_.count(key) == 0)
+        remember(key, start, len, slab);
+    for (auto& w : waiting) {
+        slabs_.add_ref(slab);
+        w.handler(lt::disk_buffer_holder(*this, const_cast<char*>(slab) + (w.start - start), w.len),
+                  lt::storage_error{});
+    }
+    slabs_.release(slab);  // the reference read_chunk took
 }
 
 void RawDiskIO::complete(std::vector<Completion>& done) {
@@ -637,20 +613,36 @@ void RawDiskIO::free_disk_buffer(char* b) {
         slabs_.release(b);
 }
 
-void RawDiskIO::async_read(
-    lt::storage_index_t idx, lt::peer_request const& r,
-    std::function<void(lt::disk_buffer_holder, lt::storage_error const&)> handler,
-    lt::disk_job_flags_t) {
+void RawDiskIO::async_read(lt::storage_index_t idx, lt::peer_request const& r, ReadHandler handler,
+                           lt::disk_job_flags_t) {
     auto st = storage(idx);
-    if (r.length <= 0 || r.length > kBlock || r.start < 0) {
+    if (!st || r.length <= 0 || r.length > kBlock || r.start < 0 ||
+        r.start + r.length > st->files.piece_size(r.piece)) {
         lt::post(ioc_, [h = std::move(handler)] {
             h(lt::disk_buffer_holder{}, make_error(EINVAL, lt::operation_t::file_read));
         });
         return;
     }
+    const Key key{st->serial, static_cast<int>(r.piece)};
+    push(key);  // a read sees every write before it
+    if (const char* data = cached(key, r.start, r.length)) {
+        lt::post(ioc_, [this, h = std::move(handler), data, len = r.length] {
+            h(lt::disk_buffer_holder(*this, const_cast<char*>(data), len), lt::storage_error{});
+        });
+        return;
+    }
+    // The whole chunk around the block: the peer (or others, for a piece
+    // that just arrived) asks for its other blocks next. One read per chunk,
+    // however many ask for it meanwhile.
+    const int start = r.start / kReadChunk * kReadChunk;
+    const int len = std::min(kReadChunk, st->files.piece_size(r.piece) - start);
+    auto& waiting = reading_[{key, start}];
+    waiting.push_back({r.start, r.length, std::move(handler)});
+    if (waiting.size() > 1)
+        return;
     Worker& w = worker_for(idx, r.piece);
-    w.push([&w, st = std::move(st), r, h = std::move(handler)]() mutable {
-        w.read(st, r, std::move(h));
+    w.push([&w, st = std::move(st), piece = r.piece, start, len] {
+        w.read_chunk(st, piece, start, len);
     });
 }
 
@@ -659,7 +651,8 @@ bool RawDiskIO::async_write(lt::storage_index_t idx, lt::peer_request const& r, 
                             std::function<void(lt::storage_error const&)> handler,
                             lt::disk_job_flags_t) {
     auto st = storage(idx);
-    if (r.length <= 0 || r.length > kBlock || r.start < 0) {
+    if (!st || r.length <= 0 || r.length > kBlock || r.start < 0 ||
+        r.start + r.length > st->files.piece_size(r.piece)) {
         lt::post(ioc_,
                  [h = std::move(handler)] { h(make_error(EINVAL, lt::operation_t::file_write)); });
         return false;
@@ -674,12 +667,33 @@ bool RawDiskIO::async_write(lt::storage_index_t idx, lt::peer_request const& r, 
     std::memcpy(copy, buf, static_cast<std::size_t>(r.length));
     const std::int64_t queued = queued_write_bytes_.fetch_add(r.length) + r.length;
 
-    Worker& w = worker_for(idx, r.piece);
-    w.push([&w, st = std::move(st), r, copy, h = std::move(handler)]() mutable {
-        w.write(st, r, copy, std::move(h));
-    });
+    const Key key{st->serial, static_cast<int>(r.piece)};
+    forget(key);
+    ++writing_[key];
+    auto it = staged_.find(key);
+    if (it != staged_.end() &&
+        (r.start != it->second.end || it->second.end - it->second.start + r.length > kMaxRun ||
+         it->second.blocks.size() >= IOV_MAX)) {
+        push(key);
+        it = staged_.end();
+    }
+    if (it == staged_.end()) {
+        it = staged_.emplace(key, Run{}).first;
+        it->second.index = idx;
+        it->second.storage = st;
+        it->second.piece = r.piece;
+        it->second.start = it->second.end = r.start;
+    }
+    Run& run = it->second;
+    run.blocks.push_back({copy, r.length, std::move(handler)});
+    run.end += r.length;
+    if (run.end - run.start >= kMaxRun || run.end == st->files.piece_size(r.piece))
+        push(key);
 
     if (queued > max_queued_bytes_.load()) {
+        // libtorrent stops reading from peers until on_disk(): nothing may
+        // wait for more blocks now.
+        push_all();
         std::lock_guard lock(observers_mutex_);
         exceeded_ = true;
         if (o)
@@ -714,6 +728,13 @@ void RawDiskIO::async_hash(
     std::function<void(lt::piece_index_t, lt::sha1_hash const&, lt::storage_error const&)>
         handler) {
     auto st = storage(idx);
+    if (!st) {
+        lt::post(ioc_, [h = std::move(handler), piece] {
+            h(piece, lt::sha1_hash{}, make_error(EBADF, lt::operation_t::file_read));
+        });
+        return;
+    }
+    push({st->serial, static_cast<int>(piece)});
     Worker& w = worker_for(idx, piece);
     w.push([&w, st = std::move(st), piece, v2, flags, h = std::move(handler)]() mutable {
         w.hash(st, piece, v2, flags, std::move(h));
@@ -725,6 +746,13 @@ void RawDiskIO::async_hash2(
     std::function<void(lt::piece_index_t, lt::sha256_hash const&, lt::storage_error const&)>
         handler) {
     auto st = storage(idx);
+    if (!st) {
+        lt::post(ioc_, [h = std::move(handler), piece] {
+            h(piece, lt::sha256_hash{}, make_error(EBADF, lt::operation_t::file_read));
+        });
+        return;
+    }
+    push({st->serial, static_cast<int>(piece)});
     Worker& w = worker_for(idx, piece);
     w.push([&w, st = std::move(st), piece, offset, h = std::move(handler)]() mutable {
         w.hash2(st, piece, offset, std::move(h));
@@ -766,18 +794,20 @@ void RawDiskIO::async_check_files(
 }
 
 void RawDiskIO::async_stop_torrent(lt::storage_index_t idx, std::function<void()> handler) {
-    // A barrier over every worker: each writes what it holds of this
-    // storage and hands over its completions; when the last one is there,
-    // all work queued before this call is done.
-    auto st = storage(idx);
-    const std::uint64_t serial = st ? st->serial : 0;
+    // What is staged goes to the workers; then a barrier over every worker:
+    // each hands over its completions, and when the last one is there, all
+    // work queued before this call is done.
+    if (auto st = storage(idx))
+        push_storage(st->serial);
+    if (!handler)
+        return;
     auto remaining = std::make_shared<std::atomic<int>>(static_cast<int>(workers_.size()));
     auto h = std::make_shared<std::function<void()>>(std::move(handler));
     for (auto& w : workers_) {
         Worker* worker = w.get();
-        worker->push([this, worker, serial, remaining, h] {
-            worker->settle(serial);
-            if (remaining->fetch_sub(1) == 1 && *h) {
+        worker->push([this, worker, remaining, h] {
+            worker->publish();
+            if (remaining->fetch_sub(1) == 1) {
                 std::vector<Completion> last{[h] { (*h)(); }};
                 complete(last);
             }
@@ -815,11 +845,14 @@ void RawDiskIO::async_clear_piece(lt::storage_index_t idx, lt::piece_index_t ind
                                   std::function<void(lt::piece_index_t)> handler) {
     // Every job on this piece runs on one worker: queueing behind them is the
     // required synchronisation.
-    Worker& w = worker_for(idx, index);
     auto st = storage(idx);
-    const std::uint64_t serial = st ? st->serial : 0;
-    w.push([&w, serial, index, h = std::move(handler)]() mutable {
-        w.clear_piece(serial, index, std::move(h));
+    const Key key{st ? st->serial : 0, static_cast<int>(index)};
+    push(key);
+    forget(key);
+    ++writing_[key];
+    Worker& w = worker_for(idx, index);
+    w.push([&w, key, index, h = std::move(handler)]() mutable {
+        w.clear_piece(key, index, std::move(h));
     });
 }
 
@@ -830,6 +863,7 @@ std::vector<lt::open_file_state> RawDiskIO::get_status(lt::storage_index_t) cons
 }
 
 void RawDiskIO::abort(bool) {
+    push_all();
     for (auto& w : workers_)
         w->stop();
 }

@@ -11,19 +11,24 @@
 // that piece. Errors travel as lt::storage_error; no exception crosses a
 // thread.
 //
-// Batching, because at LAN speed the cost is per operation, not per byte:
+// The cost at LAN speed is per operation, not per byte: a thread hop, a
+// wake-up, a syscall per 16 KiB block would cost more than the copy. So:
+// - received blocks of a piece that follow each other are staged on the
+//   network thread and handed to the piece's I/O thread as one run (up to
+//   kMaxRun bytes, written with one pwritev()), when the run is full or
+//   reaches the end of the piece, when the next block does not follow it,
+//   when anything else touches the piece (hash, read, clear, stop), or when
+//   libtorrent must wait for the disk (back-pressure). A write's handler is
+//   called only once its block is written (to the device, or to its page
+//   cache; flush() makes it durable), so libtorrent never counts a block
+//   that is not on the target;
+// - a read fetches the 1 MiB-aligned chunk of the piece around the block
+//   (the whole piece, if smaller) in one pread() on the I/O thread; the
+//   network thread keeps the last chunks read and serves later requests
+//   for their blocks, from this peer or others, without a hop;
 // - jobs are queued without waking a worker; submit_jobs(), which libtorrent
-//   calls after each batch of async_* calls, wakes the workers once;
-// - completions are collected and run on the network thread in one posted
-//   call (per-piece order is kept: one worker, one list, in order);
-// - received blocks of a piece that follow each other are written together
-//   with one pwritev() (up to kMaxRun bytes), when the run is full, when
-//   anything else touches the piece (hash, read, clear), or when the worker
-//   has had nothing to do for kIdleFlush. A write's handler is called only
-//   after its block is on the device (in the page cache; flush() makes it
-//   durable), so libtorrent never counts a block that is not written;
-// - a read of a piece reads ahead up to SlabPool::kSlabData of that piece in
-//   one pread() and hands the following blocks out of that slab.
+//   calls after each batch of async_* calls, wakes the workers once; their
+//   completions run on the network thread in one posted call.
 //
 // Targets are bound before a torrent is added: the Engine opens and validates
 // the target, then calls bind(); new_torrent() picks the binding up by the
@@ -31,7 +36,6 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -132,19 +136,34 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
     // lt::buffer_allocator_interface
     void free_disk_buffer(char* b) override;
 
-    // Bytes of one coalesced write at most, and how long a worker with
-    // nothing to do keeps a partial run before writing it.
+    // Bytes of one coalesced write at most.
     static constexpr int kMaxRun = 1 << 20;
-    static constexpr std::chrono::milliseconds kIdleFlush{5};
 
   private:
     struct Storage;
+    struct Run;
+    struct CachedRead;
     class Worker;
     using Completion = std::function<void()>;
+    using Key = std::pair<std::uint64_t, int>;  // storage serial, piece
+    using ReadHandler = std::function<void(lt::disk_buffer_holder, lt::storage_error const&)>;
 
     std::shared_ptr<Storage> storage(lt::storage_index_t idx) const;
     Worker& worker_for(lt::storage_index_t storage, lt::piece_index_t piece);
-    // Queues completions to run on the network thread, in order.
+    // Network thread: hands the staged run of `key` (if any), or every
+    // staged run of a storage, to its worker.
+    void push(const Key& key);
+    void push_storage(std::uint64_t serial);
+    void push_all();
+    // Network thread: the read cache.
+    const char* cached(const Key& key, int start, int len);
+    void remember(const Key& key, int start, int len, const char* slab);
+    void forget(const Key& key);
+    // Network thread: a chunk read finished; serves the requests waiting
+    // for it.
+    void chunk_read(const Key& key, int start, int len, const char* slab,
+                    const lt::storage_error& se);
+    // Worker side: queues completions to run on the network thread, in order.
     void complete(std::vector<Completion>& done);
     void run_completions();
     void write_done(std::int64_t bytes);
@@ -163,6 +182,19 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
         ImageLayout layout;
     };
     std::map<std::string, std::deque<Binding>> bindings_;
+
+    // Network thread only.
+    std::map<Key, Run> staged_;
+    std::map<Key, int> writing_;  // blocks staged or queued, not completed
+    std::vector<CachedRead> cache_;
+    std::uint64_t cache_clock_ = 0;
+    struct Waiting {
+        int start;
+        int len;
+        ReadHandler handler;
+    };
+    // Chunk reads under way, by (key, chunk start), and who waits for them.
+    std::map<std::pair<Key, int>, std::vector<Waiting>> reading_;
 
     std::mutex done_mutex_;  // guards done_, done_posted_
     std::vector<Completion> done_;

@@ -120,10 +120,10 @@ class RawDiskIOTest : public ::testing::Test {
         fs::remove_all(dir);
     }
 
-    // Runs the io_context until `done` holds or 10 s pass.
+    // Runs the io_context until `done` holds or `limit` passes.
     template <typename Pred>
-    bool run_until(Pred done) {
-        const auto deadline = std::chrono::steady_clock::now() + 10s;
+    bool run_until(Pred done, std::chrono::milliseconds limit = 10s) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
         while (!done() && std::chrono::steady_clock::now() < deadline) {
             ioc.restart();
             ioc.run_for(5ms);
@@ -239,16 +239,24 @@ TEST_F(RawDiskIOTest, BlocksInAnyOrderLandAtTheirExtentsAndHashRight) {
 }
 
 TEST_F(RawDiskIOTest, InOrderBlocksAreWrittenTogetherAndCompleteOnlyWhenWritten) {
-    // Three blocks of piece 0, then nothing: they wait (a run), and are
-    // written when the worker has been idle for a moment.
+    // Three of the four blocks of piece 0: they wait to be written with the
+    // fourth, and are not reported written meanwhile.
     int completed = 0;
     for (int off = 0; off < 3 * kBlock; off += kBlock)
         write(0, off, kBlock, image.at(0, off), nullptr, &completed);
     io->submit_jobs();
-    ASSERT_TRUE(run_until([&] { return completed == 3; }));
+    EXPECT_FALSE(run_until([&] { return completed > 0; }, 200ms));
+    EXPECT_EQ(io->queued_write_bytes(), 3 * kBlock);
+    EXPECT_EQ(device(), std::vector<char>(image.device_size, kPattern));
+    // A stop writes what waits, before it completes.
+    bool stopped = false;
+    io->async_stop_torrent(storage, [&] { stopped = true; });
+    io->submit_jobs();
+    ASSERT_TRUE(run_until([&] { return stopped; }));
+    EXPECT_EQ(completed, 3);
     EXPECT_EQ(io->queued_write_bytes(), 0);
-    // On the device already (no read or hash asked for it): 40 KiB in the
-    // first extent, the other 8 KiB at the start of the second.
+    // On the device: 40 KiB in the first extent, the other 8 KiB at the
+    // start of the second.
     const auto dev = device();
     const auto e0 = static_cast<long>(image.extents[0].offset);
     const auto e1 = static_cast<long>(image.extents[1].offset);
@@ -259,12 +267,26 @@ TEST_F(RawDiskIOTest, InOrderBlocksAreWrittenTogetherAndCompleteOnlyWhenWritten)
     EXPECT_EQ(dev[static_cast<std::size_t>(e1) + 8 * 1024], kPattern);
 }
 
+TEST_F(RawDiskIOTest, AWholePieceInOrderIsWrittenAtOnce) {
+    // The last piece (52 KiB: three blocks and a short one), in order: it
+    // is written as soon as its last byte is there, hash or not.
+    int completed = 0;
+    const int size = image.piece_size(image.pieces() - 1);
+    int blocks = 0;
+    for (int off = 0; off < size; off += kBlock, ++blocks)
+        write(image.pieces() - 1, off, std::min(kBlock, size - off),
+              image.at(image.pieces() - 1, off), nullptr, &completed);
+    io->submit_jobs();
+    ASSERT_TRUE(run_until([&] { return completed == blocks; }));
+    EXPECT_EQ(io->queued_write_bytes(), 0);
+}
+
 TEST_F(RawDiskIOTest, ReadsSeeWritesStillPendingAndReadAheadServesTheNextBlocks) {
     int completed = 0;
     for (int off = 0; off < image.piece_size(1); off += kBlock)
         write(1, off, kBlock, image.at(1, off), nullptr, &completed);
     io->submit_jobs();
-    // Read straight away, before any idle flush: the read must flush first.
+    // Read straight away: the read must write what waits first.
     for (int off = 0; off < image.piece_size(1); off += kBlock)
         EXPECT_EQ(read_block(1, off, kBlock),
                   std::vector<char>(image.at(1, off), image.at(1, off) + kBlock))

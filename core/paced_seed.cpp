@@ -1,0 +1,328 @@
+#include "paced_seed.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include <libtorrent/bdecode.hpp>
+#include <libtorrent/bitfield.hpp>
+#include <libtorrent/entry.hpp>
+#include <libtorrent/peer_connection_handle.hpp>
+#include <libtorrent/peer_info.hpp>
+#include <libtorrent/torrent_status.hpp>
+
+namespace ezio {
+namespace {
+
+constexpr char kSeedKey[] = "ezio_paced";
+constexpr char kReceiverKey[] = "ezio_paced_rx";
+using Clock = std::chrono::steady_clock;
+
+class PacedPeer;
+
+// The seed's picture of its paced receivers. Network thread only.
+class PacedTorrent final : public lt::torrent_plugin,
+                           public std::enable_shared_from_this<PacedTorrent> {
+  public:
+    PacedTorrent(std::shared_ptr<const lt::torrent_info> ti, PacingConfig config)
+        : ti_(ti),
+          config_(config),
+          pieces_(ti->num_pieces()),
+          piece_length_(std::max(1, ti->piece_length())),
+          pending_(static_cast<std::size_t>(pieces_), 0),
+          holders_(static_cast<std::size_t>(pieces_), 0),
+          shown_at_(static_cast<std::size_t>(pieces_)) {}
+
+    std::shared_ptr<lt::peer_plugin> new_connection(lt::peer_connection_handle const& pc) override;
+
+    void on_state(lt::torrent_status::state_t state) override {
+        seeding_ = state == lt::torrent_status::seeding;
+    }
+
+    // Once a second: windows follow the measured rates.
+    void tick() override;
+
+    bool seeding() const { return seeding_; }
+    int pieces() const { return pieces_; }
+    int piece_size(int piece) const { return ti_->piece_size(lt::piece_index_t{piece}); }
+    void attach(PacedPeer& peer);
+    void detach(PacedPeer& peer);
+    void received(PacedPeer& peer, lt::piece_index_t piece);
+    void refill(PacedPeer& peer);
+
+  private:
+    // Up to `count` pieces to show `peer` next.
+    std::vector<int> pick(const PacedPeer& peer, int count);
+
+    std::shared_ptr<const lt::torrent_info> ti_;
+    PacingConfig config_;
+    int pieces_;
+    int piece_length_;
+    bool seeding_ = false;
+    // Per piece, among the receivers paced now: those shown it that do not
+    // hold it yet, and those known to hold it. A piece with neither is not
+    // in the swarm: it goes to the next receiver that has room.
+    std::vector<std::uint16_t> pending_;
+    std::vector<std::uint16_t> holders_;
+    std::vector<Clock::time_point> shown_at_;  // when it was last shown
+    int next_ = 0;                             // pieces below are pending or held
+    std::set<PacedPeer*> peers_;
+};
+
+class PacedPeer final : public lt::peer_plugin {
+    lt::peer_connection_handle pc_;
+    std::shared_ptr<PacedTorrent> torrent_;
+
+  public:
+    PacedPeer(lt::peer_connection_handle pc, std::shared_ptr<PacedTorrent> torrent)
+        : pc_(std::move(pc)),
+          torrent_(std::move(torrent)),
+          shown_(torrent_->pieces(), false),
+          has_(torrent_->pieces(), false),
+          asked_all_(torrent_->pieces(), false) {}
+    ~PacedPeer() override { stop_pacing(); }
+
+    lt::string_view type() const override { return kSeedKey; }
+
+    void add_handshake(lt::entry& h) override {
+        as_seed_ = torrent_->seeding();
+        h[as_seed_ ? kSeedKey : kReceiverKey] = 1;
+        // A paced receiver that believes the seed has nothing would close a
+        // connection to an "upload only" peer as useless.
+        if (as_seed_)
+            h.dict().erase("upload_only");
+    }
+
+    bool on_extension_handshake(lt::bdecode_node const& h) override {
+        if (as_seed_ && h.dict_find_int_value(kReceiverKey, 0) == 1) {
+            pacing_ = true;
+            torrent_->attach(*this);
+        } else if (!as_seed_ && h.dict_find_int_value(kSeedKey, 0) == 1) {
+            paced_ = true;
+        }
+        return true;
+    }
+
+    // A paced receiver ignores what a pacing seed says it has at first;
+    // the seed's HAVE messages follow. A pacing seed records what its
+    // receiver holds.
+    bool on_have_all() override {
+        if (pacing_)
+            for (int p = 0; p < torrent_->pieces(); ++p)
+                torrent_->received(*this, lt::piece_index_t{p});
+        return paced_;
+    }
+    bool on_bitfield(lt::bitfield const& bits) override {
+        if (pacing_)
+            for (int p = 0; p < std::min(bits.size(), torrent_->pieces()); ++p)
+                if (bits.get_bit(p))
+                    torrent_->received(*this, lt::piece_index_t{p});
+        return paced_;
+    }
+    bool on_have(lt::piece_index_t piece) override {
+        if (pacing_ && static_cast<int>(piece) >= 0 && static_cast<int>(piece) < torrent_->pieces())
+            torrent_->received(*this, piece);
+        return false;
+    }
+    // The window is what the receiver was shown and has not asked for yet:
+    // a receiver learns of new pieces while it still has requests out, and
+    // picks them up with its next request.
+    bool on_request(lt::peer_request const& r) override {
+        const int p = static_cast<int>(r.piece);
+        if (pacing_ && p >= 0 && p < torrent_->pieces() && shown_.get_bit(p) &&
+            !asked_all_.get_bit(p) && add(asked_, p, r.length)) {
+            asked_all(p);
+            torrent_->refill(*this);
+        }
+        return false;
+    }
+    // libtorrent sends no HAVE to a peer that it believes has the piece,
+    // and this receiver believes it of every piece it was shown: a shown
+    // piece counts as received once all of it was sent.
+    void sent_piece(lt::peer_request const& r) override {
+        const int p = static_cast<int>(r.piece);
+        if (pacing_ && p >= 0 && p < torrent_->pieces() && shown_.get_bit(p) && !has_.get_bit(p) &&
+            add(sent_, p, r.length)) {
+            sent_.erase(p);
+            torrent_->received(*this, r.piece);
+        }
+    }
+    void on_disconnect(lt::error_code const&) override { stop_pacing(); }
+
+    // `piece` leaves the window: all of it was asked for, or it is held.
+    void asked_all(int piece) {
+        if (!shown_.get_bit(piece) || asked_all_.get_bit(piece))
+            return;
+        asked_all_.set_bit(piece);
+        asked_.erase(piece);
+        --outstanding_;
+    }
+
+    // Tells the receiver the seed has `piece` (a HAVE message).
+    void show(int piece) {
+        shown_.set_bit(piece);
+        ++outstanding_;
+        const auto p = static_cast<std::uint32_t>(piece);
+        const char msg[9] = {0,
+                             0,
+                             0,
+                             5,
+                             4,  // HAVE
+                             static_cast<char>(p >> 24),
+                             static_cast<char>(p >> 16),
+                             static_cast<char>(p >> 8),
+                             static_cast<char>(p)};
+        pc_.send_buffer(msg, sizeof msg);
+    }
+    // Bytes per second the seed sends this receiver, refreshed by tick().
+    void measure() {
+        lt::peer_info info;
+        pc_.get_peer_info(info);
+        rate_ = std::max(0, info.payload_up_speed);
+    }
+    bool connected() const { return !pc_.is_disconnecting(); }
+
+    lt::bitfield shown_;      // pieces it was shown
+    lt::bitfield has_;        // pieces it holds
+    lt::bitfield asked_all_;  // shown pieces it asked for in full (or holds)
+    int outstanding_ = 0;     // shown, not asked for in full, not held
+    int rate_ = 0;
+
+  private:
+    // Adds `bytes` to what `counts` holds for `piece`; true once that
+    // reaches the piece's size.
+    bool add(std::unordered_map<int, int>& counts, int piece, int bytes) {
+        int& n = counts[piece];
+        n += bytes;
+        return n >= torrent_->piece_size(piece);
+    }
+    std::unordered_map<int, int> asked_;  // bytes requested of shown pieces
+    std::unordered_map<int, int> sent_;   // bytes sent of shown pieces
+
+    void stop_pacing() {
+        if (!pacing_)
+            return;
+        pacing_ = false;
+        torrent_->detach(*this);
+    }
+
+    bool as_seed_ = false;  // we announced ourselves as a pacing seed
+    bool pacing_ = false;   // we pace this receiver
+    bool paced_ = false;    // this seed paces us
+};
+
+std::shared_ptr<lt::peer_plugin> PacedTorrent::new_connection(
+    lt::peer_connection_handle const& pc) {
+    if (!config_.enabled || pieces_ <= 0)
+        return nullptr;
+    return std::make_shared<PacedPeer>(pc, shared_from_this());
+}
+
+void PacedTorrent::attach(PacedPeer& peer) {
+    peers_.insert(&peer);
+    refill(peer);
+}
+
+void PacedTorrent::detach(PacedPeer& peer) {
+    if (peers_.erase(&peer) == 0)
+        return;
+    // What it was shown or held leaves the swarm with it (unless others
+    // hold it too).
+    for (int p = 0; p < pieces_; ++p) {
+        const auto i = static_cast<std::size_t>(p);
+        auto& n = peer.has_.get_bit(p) ? holders_[i] : pending_[i];
+        if ((peer.has_.get_bit(p) || peer.shown_.get_bit(p)) && n > 0) {
+            --n;
+            if (pending_[i] == 0 && holders_[i] == 0)
+                next_ = std::min(next_, p);
+        }
+    }
+}
+
+void PacedTorrent::received(PacedPeer& peer, lt::piece_index_t piece) {
+    const int p = static_cast<int>(piece);
+    if (peer.has_.get_bit(p))
+        return;
+    const auto i = static_cast<std::size_t>(p);
+    if (peer.shown_.get_bit(p) && pending_[i] > 0)
+        --pending_[i];
+    peer.has_.set_bit(p);
+    if (holders_[i] < UINT16_MAX)
+        ++holders_[i];
+    peer.asked_all(p);
+    refill(peer);
+}
+
+void PacedTorrent::tick() {
+    for (PacedPeer* peer : peers_) {
+        peer->measure();
+        refill(*peer);
+    }
+}
+
+void PacedTorrent::refill(PacedPeer& peer) {
+    if (!seeding_ || !peer.connected())
+        return;
+    const double ahead = config_.window_seconds * peer.rate_ / piece_length_;
+    const int window =
+        std::clamp(static_cast<int>(std::ceil(ahead)), std::max(1, config_.min_window), pieces_);
+    if (peer.outstanding_ >= window)
+        return;
+    const auto now = Clock::now();
+    for (int p : pick(peer, window - peer.outstanding_)) {
+        const auto i = static_cast<std::size_t>(p);
+        if (pending_[i] < UINT16_MAX)
+            ++pending_[i];
+        shown_at_[i] = now;
+        peer.show(p);
+    }
+}
+
+std::vector<int> PacedTorrent::pick(const PacedPeer& peer, int count) {
+    std::vector<int> out;
+    auto wanted = [&](int p) { return !peer.has_.get_bit(p) && !peer.shown_.get_bit(p); };
+    // First pieces nobody was shown and nobody holds, in order (the seed
+    // reads its disk ahead, and receivers write in runs).
+    while (next_ < pieces_ && (pending_[static_cast<std::size_t>(next_)] > 0 ||
+                               holders_[static_cast<std::size_t>(next_)] > 0))
+        ++next_;
+    for (int p = next_; p < pieces_ && static_cast<int>(out.size()) < count; ++p) {
+        const auto i = static_cast<std::size_t>(p);
+        if (pending_[i] == 0 && holders_[i] == 0 && wanted(p))
+            out.push_back(p);
+    }
+    if (!out.empty())
+        return out;
+    // Every piece is out. A piece shown long ago that no receiver holds yet
+    // (its receiver is slow, or stuck) is shown to this one too, the
+    // longest waiting first.
+    const auto now = Clock::now();
+    const auto stale = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(2 * config_.window_seconds + 2));
+    std::vector<std::tuple<Clock::time_point, int>> candidates;
+    for (int p = 0; p < pieces_; ++p) {
+        const auto i = static_cast<std::size_t>(p);
+        if (wanted(p) && holders_[i] == 0 && now - shown_at_[i] > stale)
+            candidates.emplace_back(shown_at_[i], p);
+    }
+    const auto n = std::min<std::size_t>(candidates.size(), static_cast<std::size_t>(count));
+    std::partial_sort(candidates.begin(), candidates.begin() + static_cast<long>(n),
+                      candidates.end());
+    for (std::size_t k = 0; k < n; ++k)
+        out.push_back(std::get<1>(candidates[k]));
+    return out;
+}
+
+}  // namespace
+
+std::shared_ptr<lt::torrent_plugin> make_paced_plugin(
+    std::shared_ptr<const lt::torrent_info> torrent, PacingConfig config) {
+    return std::make_shared<PacedTorrent>(std::move(torrent), config);
+}
+
+}  // namespace ezio

@@ -1,0 +1,53 @@
+// Paced seeding: a libtorrent torrent plugin that makes a seed send every
+// piece once before it sends any piece twice, in a swarm of ezio receivers.
+//
+// Why: when one seed images many machines, its upload is what limits the
+// whole deployment (every receiver can pass on what it holds, but new data
+// enters the swarm only through the seed). Plain BitTorrent lets every
+// receiver ask the seed for any piece; receivers that do not yet see each
+// other's pieces ask it for the same ones, and the seed sends the image
+// 1.3 to 1.8 times before everyone has it (bench/run.sh, 16 receivers).
+//
+// How: the extension handshake carries "ezio_paced" (from a seed) and
+// "ezio_paced_rx" (from an ezio receiver). Between such a pair:
+// - the receiver ignores the seed's HAVE_ALL (or full bitfield), so its
+//   libtorrent believes the seed has nothing;
+// - the seed then tells it, with ordinary HAVE messages, a few pieces at a
+//   time: pieces nobody has been shown yet, each to one receiver, enough to
+//   keep that receiver's requests going (window_seconds of its download
+//   rate from the seed, at least min_window pieces). Each HAVE the receiver
+//   sends back opens the window again. The receivers take everything else
+//   from each other, as usual.
+// - Once every piece has been shown to someone, the seed shows each
+//   receiver what it still lacks, the rarest among receivers first, so its
+//   spare upload shortens the tail.
+// A receiver that goes away gives its shown-but-not-received pieces back.
+// Any other peer (another client, an older ezio, an ezio that is not a
+// seed) sees plain BitTorrent: the flags are only acted on in pairs.
+//
+// Threading: libtorrent calls the plugin on its network thread only.
+#pragma once
+
+#include <memory>
+
+#include <libtorrent/extensions.hpp>
+#include <libtorrent/torrent_info.hpp>
+
+namespace ezio {
+
+struct PacingConfig {
+    bool enabled = true;
+    // How much of a receiver's download from the seed is shown ahead: the
+    // seed's send buffer and the receiver's request queue each hold about
+    // a second of data at LAN rates.
+    double window_seconds = 3.0;
+    int min_window = 4;  // pieces
+};
+
+// For add_torrent_params::extensions, one per torrent. The torrent paces
+// its receivers while it is a seed (libtorrent state seeding) and lets
+// seeds pace it otherwise.
+std::shared_ptr<lt::torrent_plugin> make_paced_plugin(
+    std::shared_ptr<const lt::torrent_info> torrent, PacingConfig config);
+
+}  // namespace ezio
