@@ -40,6 +40,12 @@ TEST(Config, EmptyTextGivesDefaults) {
     EXPECT_FALSE(c.autodeploy.enabled());
 }
 
+TEST(Config, PacedSeedingIsOnByDefault) {
+    EXPECT_TRUE(parse("").engine.paced_seeding);
+    EXPECT_FALSE(parse("[daemon]\npaced_seeding = no\n").engine.paced_seeding);
+    expect_invalid("[daemon]\npaced_seeding = some\n", "paced_seeding");
+}
+
 TEST(Config, DirectIoIsAutoYesOrNo) {
     EXPECT_EQ(parse("[daemon]\ndirect_io = auto\n").engine.direct_io, DirectIo::Auto);
     EXPECT_EQ(parse("[daemon]\ndirect_io = yes\n").engine.direct_io, DirectIo::Always);
