@@ -61,6 +61,12 @@ def proc(pid):
     return hwm, rss, ticks
 
 
+def cpu_seconds(pids):
+    """CPU time (user + system) the processes have used, in seconds."""
+    hz = os.sysconf("SC_CLK_TCK")
+    return sum(proc(p)[2] for p in pids) / hz
+
+
 def extents(info_path):
     out, offset = [], None
     with open(info_path) as f:
@@ -149,6 +155,8 @@ def main(argv):
         print("%.3f" % iperf_gbit(args[0]))
     elif cmd == "proc":
         print("%d %d %d" % proc(args[0]))
+    elif cmd == "cpu":
+        print("%.2f" % cpu_seconds(args))
     elif cmd == "ticks":
         print(os.sysconf("SC_CLK_TCK"))
     elif cmd == "concat":

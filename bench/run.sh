@@ -519,6 +519,9 @@ swarm() {
             mkdir -p "$dir"
             for ((i = 1; i <= n; i++)); do discard "${tgt[i]}"; done
             up0=$(seed_uploaded "${bus[0]}")
+            local cpu0 eziods=()
+            for ((i = 0; i <= n; i++)); do eziods+=("${EZIOD_PID[h$i]}"); done
+            cpu0=$("${BENCH[@]}" cpu "${eziods[@]}")
             t0=$(now)
             for ((i = 1; i <= n; i++)); do
                 (
@@ -549,12 +552,16 @@ swarm() {
             local secs
             secs=$(elapsed "$t0" "$LAST")
             recl "swarm.ezio.$n" "$secs"
+            # CPU the eziods used for it (all hosts share this machine's cores).
+            local cpu
+            cpu=$(elapsed "$cpu0" "$("${BENCH[@]}" cpu "${eziods[@]}")")
+            recl "swarm.ezio_cpu_s.$n" "$cpu"
             for ((i = 1; i <= n; i++)); do
                 read -r _ t <"$dir/end.$i"
                 recl "swarm.ezio_each.$n" "$(elapsed "$t0" "$t")"
                 recl "swarm.ezio_peers.$n" "$("${BENCH[@]}" field "$dir/out.$i" Peers)"
             done
-            say "  ezio N=$n: $secs s"
+            say "  ezio N=$n: $secs s, eziod CPU $cpu s"
             # Receivers stop seeding before the next round.
             for ((i = 1; i <= n; i++)); do
                 ezctl "${bus[i]}" cancel "$("${BENCH[@]}" field "$dir/out.$i" Id)" >/dev/null 2>&1 ||

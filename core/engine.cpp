@@ -33,6 +33,7 @@
 #include "layout.hpp"
 #include "paced_seed.hpp"
 #include "peer_ban.hpp"
+#include "piece_verifier.hpp"
 #include "raw_disk_io.hpp"
 #include "target.hpp"
 #include "target_safety.hpp"
@@ -192,6 +193,8 @@ struct Engine::Impl {
         bool deployed = false;                        // data durable on the target
         std::optional<Clock::time_point> seed_until;  // when seeding after deploy ends
         std::thread finisher;                         // flush + verify
+        // Checks pieces as they pass, for `verify` (see piece_verifier.hpp).
+        std::unique_ptr<PieceVerifier> verifier;
         std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
         // Peers banned for corrupt data stay out (see peer_ban.hpp).
         std::shared_ptr<PeerBans> bans = std::make_shared<PeerBans>();
@@ -298,7 +301,8 @@ struct Engine::Impl {
         // peer: for peer_ban_alert (a peer that sent data failing the hash).
         sp.set_int(lt::settings_pack::alert_mask,
                    lt::alert_category::error | lt::alert_category::status |
-                       lt::alert_category::storage | lt::alert_category::peer);
+                       lt::alert_category::storage | lt::alert_category::peer |
+                       lt::alert_category::piece_progress);
         // A LAN of identical machines: no DHT, no NAT traversal, no
         // encryption handshake, TCP only; Local Service Discovery finds peers.
         sp.set_bool(lt::settings_pack::enable_dht, false);
@@ -545,6 +549,8 @@ struct Engine::Impl {
         }
         j->in_session = true;
         j->lane = &lane;
+        if (writing && options.verify && target->direct_io())
+            j->verifier = std::make_unique<PieceVerifier>(target, t);
         j->torrent = std::move(t);
         j->target = std::move(target);
         by_handle[j->handle] = id;
@@ -760,14 +766,33 @@ struct Engine::Impl {
         const bool verify = j.options.verify;
         const JobId id = j.status.id;
         auto cancel = j.cancel;
-        j.finisher = std::thread([this, id, target, torrent, verify, cancel] {
+        std::shared_ptr<PieceVerifier> verifier(std::move(j.verifier));
+        j.finisher = std::thread([this, id, target, torrent, verify, cancel, verifier] {
             std::string error;
+            std::string note;  // how the verification went, for the message
             Errc code = Errc::IoError;
             if (const int err = target->flush()) {
                 error = "flushing " + target->path() + " failed: " + std::strerror(err);
             } else if (verify) {
                 try {
-                    auto r = verify_image(*target, torrent, nullptr, cancel.get());
+                    // What was checked during the transfer is not read again.
+                    PieceVerifier::Result early;
+                    if (verifier)
+                        early = verifier->finish();
+                    VerifyResult r;
+                    if (early.io_error)
+                        r.io_error = early.io_error;
+                    else
+                        r = verify_image(*target, torrent, nullptr, cancel.get(), 0,
+                                         verifier ? &early.checked : nullptr);
+                    if (verifier) {
+                        const auto n = std::count(early.checked.begin(), early.checked.end(), true);
+                        note = " (" + std::to_string(n) + " of " +
+                               std::to_string(early.checked.size()) +
+                               " pieces checked while the others arrived)";
+                    }
+                    r.bad_pieces.insert(r.bad_pieces.end(), early.bad.begin(), early.bad.end());
+                    std::sort(r.bad_pieces.begin(), r.bad_pieces.end());
                     if (r.io_error)
                         error =
                             "verifying " + target->path() + " failed: " + std::strerror(r.io_error);
@@ -781,11 +806,11 @@ struct Engine::Impl {
                     code = e.code();
                 }
             }
-            post([this, id, error, code] { finished_writing(id, error, code); });
+            post([this, id, error, code, note] { finished_writing(id, error, code, note); });
         });
     }
 
-    void finished_writing(JobId id, const std::string& error, Errc code) {
+    void finished_writing(JobId id, const std::string& error, Errc code, const std::string& note) {
         auto it = jobs.find(id);
         if (it == jobs.end())
             return;
@@ -803,7 +828,7 @@ struct Engine::Impl {
         j.status.bytes_done = j.status.bytes_total;
         j.status.progress = 1.0;
         const std::string msg = std::string("deployed ") + j.status.name + " to " +
-                                j.status.target + (j.options.verify ? " and verified" : "");
+                                j.status.target + (j.options.verify ? " and verified" + note : "");
         if (j.options.seed_after == 0 || j.status.state == JobState::Paused) {
             finish(j, JobState::Completed, true, msg);
             return;
@@ -925,6 +950,9 @@ struct Engine::Impl {
                     if (!j->paused_by_user)
                         j->handle.resume();
                 }
+            } else if (auto* pf = lt::alert_cast<lt::piece_finished_alert>(a)) {
+                if (j->verifier)
+                    j->verifier->add(static_cast<int>(pf->piece_index));
             } else if (auto* fin = lt::alert_cast<lt::torrent_finished_alert>(a)) {
                 (void)fin;
                 if (j->status.operation == Operation::Deploy)

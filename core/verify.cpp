@@ -21,9 +21,30 @@ constexpr unsigned kMaxThreads = 4;
 
 }  // namespace
 
+int verify_piece(const Target& target, const ImageTorrent& torrent, int piece,
+                 std::vector<char>& buf, bool& good) {
+    const lt::torrent_info& ti = *torrent.info;
+    const lt::file_storage& fs = ti.files();
+    const lt::piece_index_t p{piece};
+    const int size = fs.piece_size(p);
+    buf.resize(kChunk);
+    lt::hasher h;
+    for (int pos = 0; pos < size;) {
+        const int n = std::min(kChunk, size - pos);
+        lt::storage_error se = piece_io(target, torrent.layout, fs, p, pos, buf.data(), n, false);
+        if (se.ec)
+            return se.ec.value();
+        h.update(buf.data(), n);
+        pos += n;
+    }
+    good = h.final() == ti.hash_for_piece(p);
+    return 0;
+}
+
 VerifyResult verify_image(const Target& target, const ImageTorrent& torrent,
                           const std::function<void(std::uint64_t)>& progress,
-                          const std::atomic<bool>* cancel, int threads) {
+                          const std::atomic<bool>* cancel, int threads,
+                          const std::vector<bool>* skip) {
     const lt::torrent_info& ti = *torrent.info;
     if (!ti.info_hashes().has_v1())
         throw Error(Errc::NotSupported,
@@ -49,37 +70,33 @@ VerifyResult verify_image(const Target& target, const ImageTorrent& torrent,
     std::mutex mutex;  // guards next, result, and calls of progress
     int next = 0;
     auto work = [&] {
-        std::vector<char> buf(kChunk);
+        std::vector<char> buf;
         for (;;) {
-            lt::piece_index_t p;
+            int p;
             {
                 std::lock_guard lock(mutex);
+                while (skip && next < ti.num_pieces() &&
+                       static_cast<std::size_t>(next) < skip->size() &&
+                       (*skip)[static_cast<std::size_t>(next)])
+                    ++next;
                 if (result.io_error || next >= ti.num_pieces() || (cancel && cancel->load()))
                     return;
-                p = lt::piece_index_t{next++};
+                p = next++;
             }
-            const int size = fs.piece_size(p);
-            lt::hasher h;
-            for (int pos = 0; pos < size;) {
-                const int n = std::min(kChunk, size - pos);
-                lt::storage_error se =
-                    piece_io(target, torrent.layout, fs, p, pos, buf.data(), n, false);
-                if (se.ec) {
-                    std::lock_guard lock(mutex);
-                    if (!result.io_error) {
-                        result.io_error = se.ec.value();
-                        result.io_error_op = "reading";
-                    }
-                    return;
-                }
-                h.update(buf.data(), n);
-                pos += n;
-            }
-            const bool good = h.final() == ti.hash_for_piece(p);
+            bool good = false;
+            const int err = verify_piece(target, torrent, p, buf, good);
             std::lock_guard lock(mutex);
+            if (err) {
+                if (!result.io_error) {
+                    result.io_error = err;
+                    result.io_error_op = "reading";
+                }
+                return;
+            }
             if (!good)
-                result.bad_pieces.push_back(static_cast<int>(p));
-            result.bytes_checked += static_cast<std::uint64_t>(size);
+                result.bad_pieces.push_back(p);
+            const auto size = static_cast<std::uint64_t>(fs.piece_size(lt::piece_index_t{p}));
+            result.bytes_checked += size;
             if (progress)
                 progress(result.bytes_checked);
         }

@@ -24,10 +24,17 @@ struct VerifyResult {
 
 // `progress(bytes_done)` is called after each piece, from any of the
 // threads but never concurrently; `cancel` is polled. `threads`: 0 means one
-// per core, at most 4. bad_pieces is sorted. Throws
-// ezio::Error(NotSupported) for a torrent without v1 piece hashes.
+// per core, at most 4. Pieces set in `skip` (checked already) are left out.
+// bad_pieces is sorted. Throws ezio::Error(NotSupported) for a torrent
+// without v1 piece hashes.
 VerifyResult verify_image(const Target& target, const ImageTorrent& torrent,
                           const std::function<void(std::uint64_t)>& progress,
-                          const std::atomic<bool>* cancel, int threads = 0);
+                          const std::atomic<bool>* cancel, int threads = 0,
+                          const std::vector<bool>* skip = nullptr);
+
+// Reads one piece from the target into `buf` (grown as needed) chunk by
+// chunk and checks its SHA-1. Returns 0 and sets `good`, or an errno value.
+int verify_piece(const Target& target, const ImageTorrent& torrent, int piece,
+                 std::vector<char>& buf, bool& good);
 
 }  // namespace ezio

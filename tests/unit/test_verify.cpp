@@ -17,6 +17,7 @@
 
 #include "error.hpp"
 #include "layout.hpp"
+#include "piece_verifier.hpp"
 #include "target.hpp"
 #include "torrent_maker.hpp"
 #include "verify.hpp"
@@ -109,6 +110,40 @@ TEST_F(Verify, CancelStops) {
     std::atomic<bool> cancel{true};
     const auto r = ezio::verify_image(*t, torrent_, nullptr, &cancel, 2);
     EXPECT_EQ(r.bytes_checked, 0u);
+}
+
+TEST_F(Verify, SkipsPiecesCheckedAlready) {
+    std::string bad = image_;
+    bad[static_cast<std::size_t>(5) * kPiece] ^= 0x5a;
+    write(bad);
+    auto t = ezio::Target::open(path(), ezio::Target::Access::ReadOnly, true);
+    std::vector<bool> skip(kPieces + 1, false);
+    skip[5] = skip[6] = true;
+    const auto r = ezio::verify_image(*t, torrent_, nullptr, nullptr, 2, &skip);
+    EXPECT_EQ(r.io_error, 0);
+    EXPECT_TRUE(r.bad_pieces.empty());  // the bad piece was skipped
+    EXPECT_EQ(r.bytes_checked, image_.size() - 2 * kPiece);
+}
+
+TEST_F(Verify, PieceVerifierChecksPiecesAsTheyComeAndFindsBadOnes) {
+    std::string bad = image_;
+    bad[static_cast<std::size_t>(7) * kPiece + 3] ^= 0x5a;
+    write(bad);
+    auto t = ezio::Target::open(path(), ezio::Target::Access::ReadOnly, true);
+    ezio::PieceVerifier v(t, torrent_);
+    for (int p : {0, 7, 12, 40, -1, 41})  // -1 and 41 are not pieces: ignored
+        v.add(p);
+    v.wait_idle();  // finish() drops what is still queued
+    const auto r = v.finish();
+    EXPECT_EQ(r.io_error, 0);
+    ASSERT_EQ(r.checked.size(), static_cast<std::size_t>(kPieces + 1));
+    int checked = 0;
+    for (bool c : r.checked)
+        checked += c;
+    for (int p : {0, 7, 12, 40})
+        EXPECT_TRUE(r.checked[static_cast<std::size_t>(p)]) << "piece " << p;
+    EXPECT_EQ(checked, 4);
+    EXPECT_EQ(r.bad, std::vector<int>{7});
 }
 
 // Pages of `path` in the page cache.
