@@ -48,6 +48,7 @@ class PacedTorrent final : public lt::torrent_plugin,
     void tick() override;
 
     bool seeding() const { return seeding_; }
+    const PacingConfig& config() const { return config_; }
     int pieces() const { return pieces_; }
     int piece_size(int piece) const { return ti_->piece_size(lt::piece_index_t{piece}); }
     void attach(PacedPeer& peer);
@@ -75,12 +76,14 @@ class PacedTorrent final : public lt::torrent_plugin,
 };
 
 class PacedPeer final : public lt::peer_plugin {
+    PacingConfig config_;
     lt::peer_connection_handle pc_;
     std::shared_ptr<PacedTorrent> torrent_;
 
   public:
     PacedPeer(lt::peer_connection_handle pc, std::shared_ptr<PacedTorrent> torrent)
-        : pc_(std::move(pc)),
+        : config_(torrent->config()),
+          pc_(std::move(pc)),
           torrent_(std::move(torrent)),
           shown_(torrent_->pieces(), false),
           has_(torrent_->pieces(), false),
@@ -96,6 +99,8 @@ class PacedPeer final : public lt::peer_plugin {
         // connection to an "upload only" peer as useless.
         if (as_seed_)
             h.dict().erase("upload_only");
+        else
+            h["reqq"] = config_.relay_requests;
     }
 
     bool on_extension_handshake(lt::bdecode_node const& h) override {

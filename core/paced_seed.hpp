@@ -22,6 +22,11 @@
 //   receiver what it still lacks, the rarest among receivers first, so its
 //   spare upload shortens the tail.
 // A receiver that goes away gives its shown-but-not-received pieces back.
+// A receiver also lets each peer queue only relay_requests block requests
+// with it (the extension handshake's "reqq"): a piece it just got is then
+// passed on after a fraction of a second of queued requests instead of a
+// second or more, which is most of the tail of a swarm (bench, 4
+// receivers: 15.4 s with libtorrent's queue, 14.4 s with 32 requests).
 // Any other peer (another client, an older ezio, an ezio that is not a
 // seed) sees plain BitTorrent: the flags are only acted on in pairs.
 //
@@ -42,6 +47,9 @@ struct PacingConfig {
     // a second of data at LAN rates.
     double window_seconds = 3.0;
     int min_window = 4;  // pieces
+    // Block requests a peer may queue with a receiver (512 KiB: a few ms of
+    // a LAN link, far more than its round trip).
+    int relay_requests = 32;
 };
 
 // For add_torrent_params::extensions, one per torrent. The torrent paces
