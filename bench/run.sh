@@ -45,8 +45,8 @@ usage: bash bench/run.sh [OPTIONS]
                        pieces), 1M, ..., or partclone (its own 16 MiB pieces,
                        no rehash)
   --no-compare         swarm: ezio only, no udpcast and unicast runs
-  --no-verify          swarm: deploy without --verify (every piece is still
-                       SHA-1-checked as it arrives; no re-read at the end)
+  --no-verify          swarm: only the runs without --verify (every piece is
+                       still SHA-1-checked as it arrives), not also those with
   --trace              swarm: log every host's upload and download rate and
                        the idle CPU share every 0.25 s of each ezio run to
                        OUT/trace-N-RUN.tsv (read from the bridge-side veth
@@ -57,10 +57,13 @@ usage: bash bench/run.sh [OPTIONS]
   --build-dir DIR      eziod/ezioctl from DIR (also \$EZIO_BUILD_DIR)
   --no-build           do not (re)build the build directory
   --out DIR            results directory (default bench/results)
+For experiments: EZIO_BENCH_CONF is added to every eziod.conf's [daemon]
+section (e.g. 'paced_seeding = no\n'), EZIO_BENCH_DEPLOY_ARGS to every swarm
+deploy command (e.g. '--max-connections 8').
 EOF
 }
 
-SWARM_VERIFY=(--verify)
+SWARM_VERIFY=1
 PERF=0 TRACE=0 COMPARE=1 QUICK=0 RUNS=3 SWARM_REPEAT=1 MAX_N=16 RATE=100mbit PEERS=seeder DISK=0 BUILD=1
 SWARM_PIECE=auto
 OUT_DIR=$BENCH_DIR/results
@@ -80,7 +83,7 @@ while [ $# -gt 0 ]; do
         --swarm-piece-size) SWARM_PIECE=${2:?}; shift ;;
         --disk) DISK=1 ;;
         --no-compare) COMPARE=0 ;;
-        --no-verify) SWARM_VERIFY=() ;;
+        --no-verify) SWARM_VERIFY=0 ;;
         --trace) TRACE=1 ;;
         --perf) PERF=1 ;;
         --build-dir) BUILD_DIR=${2:?}; shift ;;
@@ -206,7 +209,7 @@ bench_eziod() {
     mkdir -p "$dir/state"
     # Default settings, except no Local Service Discovery: instances on one
     # host would find each other behind the benchmark's back.
-    printf '[daemon]\nlocal_discovery = no\n' >"$dir/eziod.conf"
+    printf '[daemon]\nlocal_discovery = no\n%b' "${EZIO_BENCH_CONF:-}" >"$dir/eziod.conf"
     DBUS_SYSTEM_BUS_ADDRESS="$addr" "${pre[@]}" "$EZIOD" --config "$dir/eziod.conf" \
         --state-dir "$dir/state" --listen-port "$port" --listen-interface "$listen" \
         --log-level info >>"$dir/eziod.log" 2>&1 &
@@ -507,70 +510,78 @@ swarm() {
         [ "${ns_list[-1]}" = "$MAX_N" ] || ns_list+=("$MAX_N")
     fi
 
-    for n in "${ns_list[@]}"; do
-        # --- ezio: every receiver deploy --wait --verify at once; a receiver
-        # seeds on after its deployment, so it keeps serving the others.
+    # ezio_run N R KIND DEPLOY-OPTIONS...: every receiver `deploy --wait` at
+    # once, recorded as swarm.KIND.N; a receiver seeds on after its
+    # deployment, so it keeps serving the others, until the round is over.
+    ezio_run() {
+        local n=$1 r=$2 kind=$3 i
+        shift 3
         local peers=(--peer "$(host_ip 0):6881")
         if [ "$PEERS" = all ]; then
             for ((i = 1; i <= n; i++)); do peers+=(--peer "$(host_ip "$i"):6881"); done
         fi
+        local dir=$EZIO_TMP/$kind-$n-$r
+        mkdir -p "$dir"
+        for ((i = 1; i <= n; i++)); do discard "${tgt[i]}"; done
+        local up0 cpu0 t0 eziods=()
+        up0=$(seed_uploaded "${bus[0]}")
+        for ((i = 0; i <= n; i++)); do eziods+=("${EZIOD_PID[h$i]}"); done
+        cpu0=$("${BENCH[@]}" cpu "${eziods[@]}")
+        t0=$(now)
+        for ((i = 1; i <= n; i++)); do
+            (
+                rc=0
+                timeout 600 env DBUS_SYSTEM_BUS_ADDRESS="${bus[i]}" "$EZIOCTL" --json deploy \
+                    --wait "$@" --seed-after forever "${peers[@]}" "$torrent" "${tgt[i]}" \
+                    >"$dir/out.$i" 2>&1 || rc=$?
+                echo "$rc $(now)" >"$dir/end.$i"
+            ) &
+            BG_PIDS+=($!)
+        done
+        local tracer="" profiler="" p
+        if [ "$PERF" = 1 ]; then
+            mkdir -p "$OUT_DIR"
+            perf record -q -F 499 -a -g -o "$OUT_DIR/perf-$kind-$n-$r.data" >/dev/null 2>&1 &
+            profiler=$!
+        fi
+        if [ "$TRACE" = 1 ]; then
+            mkdir -p "$OUT_DIR"
+            EZIO_TRACE_T0=$t0 "${BENCH[@]}" trace "$OUT_DIR/trace-$kind-$n-$r.tsv" "$((n + 1))" &
+            tracer=$!
+        fi
+        wait_ends "$n" "$dir"
+        for p in $tracer $profiler; do
+            kill -TERM "$p" 2>/dev/null || true
+            wait "$p" 2>/dev/null || true
+        done
+        local secs cpu
+        secs=$(elapsed "$t0" "$LAST")
+        recl "swarm.$kind.$n" "$secs"
+        # CPU the eziods used for it (all hosts share this machine's cores).
+        cpu=$(elapsed "$cpu0" "$("${BENCH[@]}" cpu "${eziods[@]}")")
+        recl "swarm.${kind}_cpu_s.$n" "$cpu"
+        for ((i = 1; i <= n; i++)); do
+            read -r _ t <"$dir/end.$i"
+            recl "swarm.${kind}_each.$n" "$(elapsed "$t0" "$t")"
+        done
+        say "  $kind N=$n: $secs s, eziod CPU $cpu s"
+        # Receivers stop seeding before the next round.
+        for ((i = 1; i <= n; i++)); do
+            ezctl "${bus[i]}" cancel "$("${BENCH[@]}" field "$dir/out.$i" Id)" >/dev/null 2>&1 ||
+                true
+        done
+        # How much of the image the seeder itself sent (ideal: once); its
+        # counters are refreshed about once a second.
+        sleep 1.5
+        recl "swarm.${kind}_seeder_sent_images.$n" "$("$PY3" -c 'import sys; print("%.2f" % ((int(sys.argv[2]) - int(sys.argv[1])) / int(sys.argv[3])))' "$up0" "$(seed_uploaded "${bus[0]}")" "$bytes")"
+    }
+
+    for n in "${ns_list[@]}"; do
+        # Every piece is SHA-1-checked as it arrives; --verify reads the
+        # whole image back from each target before the job completes.
         for ((r = 0; r < SWARM_REPEAT; r++)); do
-            dir=$EZIO_TMP/ezio-$n-$r
-            mkdir -p "$dir"
-            for ((i = 1; i <= n; i++)); do discard "${tgt[i]}"; done
-            up0=$(seed_uploaded "${bus[0]}")
-            local cpu0 eziods=()
-            for ((i = 0; i <= n; i++)); do eziods+=("${EZIOD_PID[h$i]}"); done
-            cpu0=$("${BENCH[@]}" cpu "${eziods[@]}")
-            t0=$(now)
-            for ((i = 1; i <= n; i++)); do
-                (
-                    rc=0
-                    timeout 600 env DBUS_SYSTEM_BUS_ADDRESS="${bus[i]}" "$EZIOCTL" --json deploy --wait "${SWARM_VERIFY[@]}" --seed-after forever \
-                        "${peers[@]}" "$torrent" "${tgt[i]}" >"$dir/out.$i" 2>&1 || rc=$?
-                    echo "$rc $(now)" >"$dir/end.$i"
-                ) &
-                BG_PIDS+=($!)
-            done
-            local tracer="" profiler=""
-            if [ "$PERF" = 1 ]; then
-                mkdir -p "$OUT_DIR"
-                perf record -q -F 499 -a -g -o "$OUT_DIR/perf-$n-$r.data" >/dev/null 2>&1 &
-                profiler=$!
-            fi
-            if [ "$TRACE" = 1 ]; then
-                mkdir -p "$OUT_DIR"
-                EZIO_TRACE_T0=$t0 "${BENCH[@]}" trace "$OUT_DIR/trace-$n-$r.tsv" "$((n + 1))" &
-                tracer=$!
-            fi
-            wait_ends "$n" "$dir"
-            local p
-            for p in $tracer $profiler; do
-                kill -TERM "$p" 2>/dev/null || true
-                wait "$p" 2>/dev/null || true
-            done
-            local secs
-            secs=$(elapsed "$t0" "$LAST")
-            recl "swarm.ezio.$n" "$secs"
-            # CPU the eziods used for it (all hosts share this machine's cores).
-            local cpu
-            cpu=$(elapsed "$cpu0" "$("${BENCH[@]}" cpu "${eziods[@]}")")
-            recl "swarm.ezio_cpu_s.$n" "$cpu"
-            for ((i = 1; i <= n; i++)); do
-                read -r _ t <"$dir/end.$i"
-                recl "swarm.ezio_each.$n" "$(elapsed "$t0" "$t")"
-                recl "swarm.ezio_peers.$n" "$("${BENCH[@]}" field "$dir/out.$i" Peers)"
-            done
-            say "  ezio N=$n: $secs s, eziod CPU $cpu s"
-            # Receivers stop seeding before the next round.
-            for ((i = 1; i <= n; i++)); do
-                ezctl "${bus[i]}" cancel "$("${BENCH[@]}" field "$dir/out.$i" Id)" >/dev/null 2>&1 ||
-                    true
-            done
-            # How much of the image the seeder itself sent (ideal: once); its
-            # counters are refreshed about once a second.
-            sleep 1.5
-            recl "swarm.seeder_sent_images.$n" "$("$PY3" -c 'import sys; print("%.2f" % ((int(sys.argv[2]) - int(sys.argv[1])) / int(sys.argv[3])))' "$up0" "$(seed_uploaded "${bus[0]}")" "$bytes")"
+            ezio_run "$n" "$r" ezio ${EZIO_BENCH_DEPLOY_ARGS:-}
+            [ "$SWARM_VERIFY" = 1 ] && ezio_run "$n" "$r" ezio_verify --verify ${EZIO_BENCH_DEPLOY_ARGS:-}
         done
         ezio_check_image "$torrent" "$src" "${tgt[1]}" >/dev/null || fail "swarm: receiver 1 differs"
         ezio_check_image "$torrent" "$src" "${tgt[n]}" >/dev/null || fail "swarm: receiver $n differs"
