@@ -103,8 +103,8 @@ eb --json status 1 | pycheck "j == json.load(open('$EZIO_TMP/jobs.json'))[0]" ||
     fail "status --json 1 differs from jobs --json: $(eb --json status 1)"
 hash=$(ea --json jobs | "$PY" -c 'import json, sys; print(json.load(sys.stdin)[0]["InfoHash"])')
 pycheck "j[0]['InfoHash'] == '$hash'" <"$EZIO_TMP/jobs.json" || fail "seeder and receiver disagree on the info-hash"
-eb status 1 | grep -qE '^ +State: completed$' || fail "status 1: $(eb status 1)"
-eb jobs | grep -qE "^ *1 +deploy +completed +100.0% " || fail "jobs table: $(eb jobs)"
+eb status 1 | grep -E '^ +State: completed$' >/dev/null || fail "status 1: $(eb status 1)"
+eb jobs | grep -E "^ *1 +deploy +completed +100.0% " >/dev/null || fail "jobs table: $(eb jobs)"
 ok "jobs --json, status --json JOB: D-Bus property names, the options asked for"
 
 rc=0

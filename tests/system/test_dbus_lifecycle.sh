@@ -12,7 +12,7 @@ ROOT=/org/ezio/Ezio1
 
 # --- command line and configuration ------------------------------------------------
 expect_eq "eziod --version" "$("$EZIOD" --version)" "eziod $(sed -n 's/^project(ezio VERSION \([0-9.]*\).*/\1/p' "$EZIO_SOURCE_DIR/CMakeLists.txt")"
-"$EZIOD" --help | grep -q -- --state-dir || fail "--help does not mention --state-dir"
+"$EZIOD" --help | grep -- --state-dir >/dev/null || fail "--help does not mention --state-dir"
 ok "eziod --help"
 
 printf '[daemon]\nlisten_port = 1\nlisten_prot = 2\n' >"$EZIO_TMP/bad.conf"

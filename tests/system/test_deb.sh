@@ -23,7 +23,7 @@ f() { dpkg-deb -f "$DEB" "$1"; }
 [ "$(f Architecture)" = "$(dpkg --print-architecture)" ] || fail "Architecture: $(f Architecture)"
 depends=$(f Depends)
 for p in libtorrent-rasterbar2.0 libsdbus-c++1 libsystemd0 libudev1 libcurl4 libc6 libstdc++6 dbus-system-bus; do
-    tr ',|' '\n\n' <<<"$depends" | sed 's/(.*//; s/ //g' | grep -qxF -- "$p" || fail "Depends lacks $p: $depends"
+    tr ',|' '\n\n' <<<"$depends" | sed 's/(.*//; s/ //g' | grep -xF -- "$p" >/dev/null || fail "Depends lacks $p: $depends"
 done
 grep -q partclone <<<"$(f Recommends)" || fail "Recommends lacks partclone: $(f Recommends)"
 ok "Depends: $depends"

@@ -172,7 +172,7 @@ table=$(ezctl disks) || fail "ezioctl disks failed"
 grep -Eq "^$(name_of "$HOT") +48\.0 MiB +- +eligible\$" <<<"$table" || fail "ezioctl disks table: $table"
 head -1 <<<"$table" | grep -Eq '^NAME +SIZE +MODEL +STATE$' || fail "table header: $table"
 ok "ezioctl disks table shows $(name_of "$HOT") as eligible"
-ezctl -q disks | grep -qx "$(name_of "$HOT")" || fail "ezioctl -q disks lacks $(name_of "$HOT")"
+ezctl -q disks | grep -x "$(name_of "$HOT")" >/dev/null || fail "ezioctl -q disks lacks $(name_of "$HOT")"
 
 losetup -d "$HOT"
 wait_line "^removed $HOT_PATH\$" 10
@@ -298,7 +298,7 @@ wait_line "^removed $(path_of "$PULLED")\$" 10
 ok "pulled the medium of $PULLED: InterfacesRemoved"
 ezc "$A" wait "$JOB_PULLED" failed 10 >/dev/null || fail "job on the pulled disk did not fail"
 expect_eq "pulled job ErrorName" "$(ezc "$A" get "$JOB_PULLED" ErrorName)" "\"$E.IoError\""
-ezc "$A" get "$JOB_PULLED" LastError | grep -q "went away" ||
+ezc "$A" get "$JOB_PULLED" LastError | grep "went away" >/dev/null ||
     fail "LastError: $(ezc "$A" get "$JOB_PULLED" LastError)"
 sleep 1
 expect_eq "the other job keeps running" "$(ezc "$A" get "$JOB_KEPT" State)" '"downloading"'

@@ -123,7 +123,7 @@ echo "after 240 vanished calls and 120 killed watchers: $fds1 descriptors;" \
     "resident KiB after each block: ${samples[*]}"
 eziod_alive receiver || fail "eziod died"
 [ "$fds1" -le $((fds0 + 2)) ] || fail "descriptors grew from $fds0 to $fds1: $(ls -l /proc/"$PID"/fd)"
-if ldd "$EZIOD" | grep -q libasan; then
+if ldd "$EZIOD" | grep libasan >/dev/null; then
     # AddressSanitizer keeps freed memory in quarantine, so RSS says nothing;
     # LeakSanitizer checks at the clean stop below (a leak is exit status 23).
     ok "no descriptor leak ($fds0 -> $fds1); memory: LeakSanitizer at exit (ASan build)"
