@@ -549,7 +549,9 @@ struct Engine::Impl {
         }
         j->in_session = true;
         j->lane = &lane;
-        if (writing && options.verify && target->direct_io())
+        // verify checks SHA-1 piece hashes: a v2-only torrent has none, and
+        // verify_image refuses it at the end.
+        if (writing && options.verify && target->direct_io() && t.info->info_hashes().has_v1())
             j->verifier = std::make_unique<PieceVerifier>(target, t);
         j->torrent = std::move(t);
         j->target = std::move(target);
@@ -699,6 +701,7 @@ struct Engine::Impl {
         j.in_session = false;
         by_handle.erase(j.handle);
         j.lane->session->remove_torrent(j.handle);  // never with delete_files
+        j.verifier.reset();                         // it holds the target open too
         j.target.reset();
         if (j.disk_lock) {
             // udev may look again: rescan so it sees the new filesystem.

@@ -53,12 +53,20 @@ class PacedTorrent final : public lt::torrent_plugin,
     int piece_size(int piece) const { return ti_->piece_size(lt::piece_index_t{piece}); }
     void attach(PacedPeer& peer);
     void detach(PacedPeer& peer);
-    void received(PacedPeer& peer, lt::piece_index_t piece);
+    // `peer` holds `piece` now; with `refill_window`, its window is
+    // topped up at once (not while a bitfield is being read).
+    void received(PacedPeer& peer, lt::piece_index_t piece, bool refill_window = true);
     void refill(PacedPeer& peer);
 
   private:
     // Up to `count` pieces to show `peer` next.
-    std::vector<int> pick(const PacedPeer& peer, int count);
+    std::vector<int> pick(const PacedPeer& peer, int count, Clock::time_point now);
+    // How long a shown piece may stay with nobody holding it, and a
+    // receiver may go without receiving anything, before the seed helps.
+    Clock::duration stale_after() const {
+        return std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(2 * config_.window_seconds + 2));
+    }
 
     std::shared_ptr<const lt::torrent_info> ti_;
     PacingConfig config_;
@@ -117,16 +125,20 @@ class PacedPeer final : public lt::peer_plugin {
     // the seed's HAVE messages follow. A pacing seed records what its
     // receiver holds.
     bool on_have_all() override {
-        if (pacing_)
+        if (pacing_) {
             for (int p = 0; p < torrent_->pieces(); ++p)
-                torrent_->received(*this, lt::piece_index_t{p});
+                torrent_->received(*this, lt::piece_index_t{p}, false);
+            torrent_->refill(*this);
+        }
         return paced_;
     }
     bool on_bitfield(lt::bitfield const& bits) override {
-        if (pacing_)
+        if (pacing_) {
             for (int p = 0; p < std::min(bits.size(), torrent_->pieces()); ++p)
                 if (bits.get_bit(p))
-                    torrent_->received(*this, lt::piece_index_t{p});
+                    torrent_->received(*this, lt::piece_index_t{p}, false);
+            torrent_->refill(*this);
+        }
         return paced_;
     }
     bool on_have(lt::piece_index_t piece) override {
@@ -197,6 +209,11 @@ class PacedPeer final : public lt::peer_plugin {
     lt::bitfield asked_all_;  // shown pieces it asked for in full (or holds)
     int outstanding_ = 0;     // shown, not asked for in full, not held
     int rate_ = 0;
+    Clock::time_point progress_ = Clock::now();  // when it last got a piece
+    // It went stale_after() without getting a piece while it lacked some:
+    // it cannot get them from the other receivers (it does not reach them,
+    // or they do not serve it), so the seed shows it pieces others hold.
+    bool starved_ = false;
 
   private:
     // Adds `bytes` to what `counts` holds for `piece`; true once that
@@ -249,7 +266,7 @@ void PacedTorrent::detach(PacedPeer& peer) {
     }
 }
 
-void PacedTorrent::received(PacedPeer& peer, lt::piece_index_t piece) {
+void PacedTorrent::received(PacedPeer& peer, lt::piece_index_t piece, bool refill_window) {
     const int p = static_cast<int>(piece);
     if (peer.has_.get_bit(p))
         return;
@@ -257,10 +274,12 @@ void PacedTorrent::received(PacedPeer& peer, lt::piece_index_t piece) {
     if (peer.shown_.get_bit(p) && pending_[i] > 0)
         --pending_[i];
     peer.has_.set_bit(p);
+    peer.progress_ = Clock::now();
     if (holders_[i] < UINT16_MAX)
         ++holders_[i];
     peer.asked_all(p);
-    refill(peer);
+    if (refill_window)
+        refill(peer);
 }
 
 void PacedTorrent::tick() {
@@ -274,12 +293,15 @@ void PacedTorrent::refill(PacedPeer& peer) {
     if (!seeding_ || !peer.connected())
         return;
     const double ahead = config_.window_seconds * peer.rate_ / piece_length_;
-    const int window =
-        std::clamp(static_cast<int>(std::ceil(ahead)), std::max(1, config_.min_window), pieces_);
+    const int most = std::max(1, pieces_);
+    const int least = std::min(std::max(1, config_.min_window), most);
+    const int window = std::clamp(static_cast<int>(std::ceil(ahead)), least, most);
     if (peer.outstanding_ >= window)
         return;
     const auto now = Clock::now();
-    for (int p : pick(peer, window - peer.outstanding_)) {
+    if (!peer.starved_ && now - peer.progress_ > stale_after() && peer.has_.count() < pieces_)
+        peer.starved_ = true;
+    for (int p : pick(peer, window - peer.outstanding_, now)) {
         const auto i = static_cast<std::size_t>(p);
         if (pending_[i] < UINT16_MAX)
             ++pending_[i];
@@ -288,7 +310,7 @@ void PacedTorrent::refill(PacedPeer& peer) {
     }
 }
 
-std::vector<int> PacedTorrent::pick(const PacedPeer& peer, int count) {
+std::vector<int> PacedTorrent::pick(const PacedPeer& peer, int count, Clock::time_point now) {
     std::vector<int> out;
     auto wanted = [&](int p) { return !peer.has_.get_bit(p) && !peer.shown_.get_bit(p); };
     // First pieces nobody was shown and nobody holds, in order (the seed
@@ -306,20 +328,31 @@ std::vector<int> PacedTorrent::pick(const PacedPeer& peer, int count) {
     // Every piece is out. A piece shown long ago that no receiver holds yet
     // (its receiver is slow, or stuck) is shown to this one too, the
     // longest waiting first.
-    const auto now = Clock::now();
-    const auto stale = std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(2 * config_.window_seconds + 2));
     std::vector<std::tuple<Clock::time_point, int>> candidates;
     for (int p = 0; p < pieces_; ++p) {
         const auto i = static_cast<std::size_t>(p);
-        if (wanted(p) && holders_[i] == 0 && now - shown_at_[i] > stale)
+        if (wanted(p) && holders_[i] == 0 && now - shown_at_[i] > stale_after())
             candidates.emplace_back(shown_at_[i], p);
     }
-    const auto n = std::min<std::size_t>(candidates.size(), static_cast<std::size_t>(count));
+    auto n = std::min<std::size_t>(candidates.size(), static_cast<std::size_t>(count));
     std::partial_sort(candidates.begin(), candidates.begin() + static_cast<long>(n),
                       candidates.end());
     for (std::size_t k = 0; k < n; ++k)
         out.push_back(std::get<1>(candidates[k]));
+    if (!peer.starved_ || static_cast<int>(out.size()) >= count)
+        return out;
+    // A starved receiver gets what others hold from the seed, the rarest
+    // first: pieces pass between receivers only where they reach each other.
+    std::vector<std::tuple<std::uint16_t, int>> held;
+    for (int p = 0; p < pieces_; ++p) {
+        const auto i = static_cast<std::size_t>(p);
+        if (wanted(p) && holders_[i] > 0)
+            held.emplace_back(holders_[i], p);
+    }
+    n = std::min<std::size_t>(held.size(), static_cast<std::size_t>(count) - out.size());
+    std::partial_sort(held.begin(), held.begin() + static_cast<long>(n), held.end());
+    for (std::size_t k = 0; k < n; ++k)
+        out.push_back(std::get<1>(held[k]));
     return out;
 }
 

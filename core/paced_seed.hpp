@@ -18,9 +18,13 @@
 //   rate from the seed, at least min_window pieces). Each HAVE the receiver
 //   sends back opens the window again. The receivers take everything else
 //   from each other, as usual.
-// - Once every piece has been shown to someone, the seed shows each
-//   receiver what it still lacks, the rarest among receivers first, so its
-//   spare upload shortens the tail.
+// - Once every piece has been shown to someone, a piece shown long ago
+//   (2 * window_seconds + 2 s) that no receiver holds yet is shown to
+//   another receiver too.
+// - A receiver that lacks pieces and has got none for that long cannot get
+//   them from the others (client isolation on the switch, a firewall,
+//   connection limits): from then on the seed also shows it pieces that
+//   other receivers hold, the rarest first, so it never waits forever.
 // A receiver that goes away gives its shown-but-not-received pieces back.
 // A receiver also lets each peer queue only relay_requests block requests
 // with it (the extension handshake's "reqq"): a piece it just got is then

@@ -334,6 +334,13 @@ class RawDiskIO::Worker {
         });
     }
 
+    // Forgets the hashing cursors of a removed storage (its partly
+    // received pieces).
+    void drop_storage(std::uint64_t serial) {
+        for (auto it = cursors_.begin(); it != cursors_.end();)
+            it = it->first.first == serial ? cursors_.erase(it) : std::next(it);
+    }
+
     // Hands over what is done, so that a completion queued after this
     // follows them (the stop barrier).
     void publish() {
@@ -477,6 +484,10 @@ void RawDiskIO::remove_torrent(lt::storage_index_t idx) {
     }
     if (st) {
         push_storage(st->serial);  // nothing may stay staged for a slot reused later
+        for (auto& w : workers_) {
+            Worker* worker = w.get();
+            worker->push([worker, serial = st->serial] { worker->drop_storage(serial); });
+        }
         for (auto it = cache_.begin(); it != cache_.end();) {
             if (it->key.first == st->serial) {
                 slabs_.release(it->slab);
@@ -574,6 +585,10 @@ void RawDiskIO::chunk_read(const Key& key, int start, int len, const char* slab,
     if (writing_.count(key) == 0)
         remember(key, start, len, slab);
     for (auto& w : waiting) {
+        if (w.start < start || w.start + w.len > start + len) {  // cannot happen; never past it
+            w.handler(lt::disk_buffer_holder{}, make_error(EINVAL, lt::operation_t::file_read));
+            continue;
+        }
         slabs_.add_ref(slab);
         w.handler(lt::disk_buffer_holder(*this, const_cast<char*>(slab) + (w.start - start), w.len),
                   lt::storage_error{});
@@ -634,7 +649,12 @@ void RawDiskIO::async_read(lt::storage_index_t idx, lt::peer_request const& r, R
     // The whole chunk around the block: the peer (or others, for a piece
     // that just arrived) asks for its other blocks next. One read per chunk,
     // however many ask for it meanwhile.
-    const int start = r.start / kReadChunk * kReadChunk;
+    // Peers ask for 16 KiB-aligned blocks, which never cross a chunk
+    // boundary; a block that does (any offset is legal) gets a chunk that
+    // starts with it.
+    int start = r.start / kReadChunk * kReadChunk;
+    if (r.start + r.length > start + kReadChunk)
+        start = r.start;
     const int len = std::min(kReadChunk, st->files.piece_size(r.piece) - start);
     auto& waiting = reading_[{key, start}];
     waiting.push_back({r.start, r.length, std::move(handler)});
@@ -691,13 +711,19 @@ bool RawDiskIO::async_write(lt::storage_index_t idx, lt::peer_request const& r, 
         push(key);
 
     if (queued > max_queued_bytes_.load()) {
-        // libtorrent stops reading from peers until on_disk(): nothing may
-        // wait for more blocks now.
-        push_all();
-        std::lock_guard lock(observers_mutex_);
-        exceeded_ = true;
-        if (o)
-            observers_.push_back(o);
+        // libtorrent stops reading from peers until on_disk(). The observer
+        // is registered before the runs go to the workers, so the write
+        // that brings the queue under the low mark sees it; if the workers
+        // got there first, it is woken here.
+        {
+            std::lock_guard lock(observers_mutex_);
+            exceeded_ = true;
+            if (o)
+                observers_.push_back(o);
+        }
+        push_all();  // nothing may wait for more blocks now
+        if (queued_write_bytes_.load() <= max_queued_bytes_.load() / 2)
+            wake_observers();
         return true;
     }
     return false;
@@ -707,6 +733,10 @@ void RawDiskIO::write_done(std::int64_t bytes) {
     const std::int64_t left = queued_write_bytes_.fetch_sub(bytes) - bytes;
     if (!exceeded_.load() || left > max_queued_bytes_.load() / 2)
         return;
+    wake_observers();
+}
+
+void RawDiskIO::wake_observers() {
     std::vector<std::weak_ptr<lt::disk_observer>> wake;
     {
         std::lock_guard lock(observers_mutex_);

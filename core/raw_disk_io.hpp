@@ -167,6 +167,8 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
     void complete(std::vector<Completion>& done);
     void run_completions();
     void write_done(std::int64_t bytes);
+    // Posts on_disk() to the observers waiting for the queue to drain.
+    void wake_observers();
 
     lt::io_context& ioc_;
     const lt::settings_interface& settings_;

@@ -9,7 +9,9 @@
 # image from the same seed, and eziod with paced_seeding = no serves
 # receivers the plain way. Receiver 1 writes with O_DIRECT and deploys with
 # --verify, so its pieces are read back and checked while the others arrive
-# (core/piece_verifier.hpp).
+# (core/piece_verifier.hpp). Two receivers that cannot reach each other
+# (one connection each) both complete: the seed shows a starved receiver
+# pieces the other holds.
 # Needs root (loop devices).
 . "$(dirname "$0")/lib_dbus.sh"
 ezio_require_root "loop devices"
@@ -118,6 +120,33 @@ with open(image, "rb") as f:
                 sys.exit("extent at %d differs" % off)
 PY
 ok "a client without the extension (python3-libtorrent) gets the image from the paced seed"
+on s -q cancel "$seed_job"
+
+# --- receivers that cannot reach each other still complete ------------------
+# Each may hold one connection (the seed's), so neither gets anything from
+# the other. The seed shows each half of the image first; a receiver that
+# then goes 8 s without a new piece is shown what the other one holds.
+seed_job=$(on s --json seed --max-upload-rate 4M "$TORRENT" "$IMAGE" | field Id)
+pids=()
+for i in 2 3; do
+    ezio_loop "I$i" 24M a5
+    t="I$i" b="BUS_r$i"
+    timeout 120 env DBUS_SYSTEM_BUS_ADDRESS="${!b}" "$EZIOCTL" -q deploy --wait \
+        --max-connections 1 --peer "127.0.0.1:$PORT_s" "$TORRENT" "${!t}" &
+    pids+=($!)
+done
+for i in 2 3; do
+    wait "${pids[i - 2]}" || fail "isolated receiver $i did not complete within 120 s"
+    t="I$i"
+    ezio_check_image "$TORRENT" "$IMAGE" "${!t}" a5 >/dev/null ||
+        fail "isolated receiver $i does not hold the image"
+done
+sleep 1.5
+sent=$(uploaded s "$seed_job")
+# Isolated, each receiver got the whole image from the seed.
+[ "$sent" -ge $((PAYLOAD * 2 * 9 / 10)) ] ||
+    fail "the seed sent only $sent bytes to two isolated receivers of a $PAYLOAD-byte image"
+ok "two receivers that do not reach each other both hold the image (the seed sent $sent bytes)"
 on s -q cancel "$seed_job"
 
 # --- paced_seeding = no: plain BitTorrent, the same images ----------------------

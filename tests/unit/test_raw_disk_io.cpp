@@ -391,4 +391,58 @@ TEST_F(RawDiskIOTest, BadRequestsAreRefused) {
     EXPECT_EQ(wrong_out, 0u);
 }
 
+// Any offset is a legal request: one that crosses a 1 MiB read-ahead chunk
+// gets the right bytes, not the end of the chunk and what follows it.
+TEST(RawDiskIOChunks, ARequestAcrossAReadChunkGetsItsOwnBytes) {
+    constexpr int kBig = 2 << 20;  // one 2 MiB piece: two read chunks
+    lt::file_storage files;
+    files.add_file("sda1/" + hex_name(0), kBig);
+    const auto data = random_bytes(kBig, 11);
+    lt::create_torrent ct(files, kBig, lt::create_torrent::v1_only);
+    ct.set_hash(lt::piece_index_t{0}, lt::hasher(data.data(), kBig).final());
+    std::vector<char> bytes;
+    lt::bencode(std::back_inserter(bytes), ct.generate());
+    auto info = std::make_shared<lt::torrent_info>(bytes, lt::from_span);
+
+    char tmpl[] = "/tmp/ezio-rawio-XXXXXX";
+    const fs::path dir = ::mkdtemp(tmpl);
+    const std::string path = (dir / "disk.img").string();
+    std::ofstream(path, std::ios::binary).write(data.data(), kBig);
+    lt::io_context ioc;
+    lt::settings_pack settings;
+    lt::aux::vector<lt::download_priority_t, lt::file_index_t> priorities;
+    std::vector<std::vector<char>> got;
+    {
+        ezio::RawDiskIO io(ioc, settings, 1);
+        auto target = ezio::Target::open(path, ezio::Target::Access::ReadWrite, true);
+        io.bind(target, ezio::ImageLayout::from_files(info->files()));
+        lt::storage_params params(info->files(), nullptr, target->path(), lt::storage_mode_sparse,
+                                  priorities, info->info_hash());
+        lt::storage_holder holder = io.new_torrent(params, info);
+        // Across the boundary, twice (the second may share the first's
+        // read), then an aligned block of the first chunk.
+        const std::vector<int> starts{(1 << 20) - 8, (1 << 20) - 8, (1 << 20) - kBlock};
+        for (int start : starts)
+            io.async_read(static_cast<lt::storage_index_t>(holder),
+                          lt::peer_request{lt::piece_index_t{0}, start, kBlock},
+                          [&](lt::disk_buffer_holder b, const lt::storage_error& e) {
+                              EXPECT_FALSE(e.ec) << e.ec.message();
+                              got.emplace_back(b.data(), b.data() + b.size());
+                          },
+                          {});
+        io.submit_jobs();
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (got.size() < starts.size() && std::chrono::steady_clock::now() < deadline) {
+            ioc.restart();
+            ioc.run_for(5ms);
+        }
+        ASSERT_EQ(got.size(), starts.size());
+        for (std::size_t i = 0; i < starts.size(); ++i)
+            EXPECT_EQ(got[i], std::vector<char>(data.begin() + starts[i],
+                                                data.begin() + starts[i] + kBlock))
+                << "request at " << starts[i];
+    }
+    fs::remove_all(dir);
+}
+
 }  // namespace
