@@ -23,10 +23,11 @@ namespace {
 
 constexpr int kBlock = lt::default_block_size;
 static_assert(kBlock == static_cast<int>(BlockPool::kBlockBytes));
-constexpr std::size_t kHashChunk = 1 << 20;  // read granularity while hashing
-constexpr std::size_t kReadCacheSlabs = 32;  // chunks the network thread keeps
-constexpr int kReadChunk = 1 << 20;          // a read-ahead slab: this much of a piece
-constexpr std::size_t kPublishEvery = 32;    // completions a worker holds back at most
+constexpr std::size_t kHashChunk = 1 << 20;                // read granularity while hashing
+constexpr std::size_t kReadCacheSlabs = 32;                // chunks the network thread keeps
+constexpr auto kIdleTick = std::chrono::milliseconds(20);  // see arm_idle_flush()
+constexpr int kReadChunk = 1 << 20;        // a read-ahead slab: this much of a piece
+constexpr std::size_t kPublishEvery = 32;  // completions a worker holds back at most
 
 lt::storage_error make_error(int err, lt::operation_t op,
                              lt::file_index_t file = lt::file_index_t{-1}) {
@@ -149,6 +150,7 @@ struct RawDiskIO::Run {
     int start = 0;  // piece offset of the first block
     int end = 0;    // one past the last block
     std::vector<Block> blocks;
+    bool idle = false;  // no block came since the last idle tick
 };
 
 struct RawDiskIO::CachedRead {
@@ -414,6 +416,7 @@ RawDiskIO::RawDiskIO(lt::io_context& ioc, const lt::settings_interface& settings
       settings_(settings),
       blocks_(2048),
       slabs_(64 << 20),
+      idle_timer_(ioc),
       max_queued_bytes_(settings.get_int(lt::settings_pack::max_queued_disk_bytes)) {
     threads = std::max(1, threads);
     for (int i = 0; i < threads; ++i)
@@ -421,6 +424,8 @@ RawDiskIO::RawDiskIO(lt::io_context& ioc, const lt::settings_interface& settings
 }
 
 RawDiskIO::~RawDiskIO() {
+    alive_.reset();
+    idle_timer_.cancel();
     abort(true);
     for (auto& [key, run] : staged_)
         for (auto& b : run.blocks)
@@ -531,6 +536,35 @@ void RawDiskIO::push_storage(std::uint64_t serial) {
 void RawDiskIO::push_all() {
     while (!staged_.empty())
         push(staged_.begin()->first);
+}
+
+void RawDiskIO::arm_idle_flush() {
+    if (idle_armed_)
+        return;
+    idle_armed_ = true;
+    idle_timer_.expires_after(kIdleTick);
+    idle_timer_.async_wait(
+        [this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+            if (ec || alive.expired())
+                return;
+            idle_armed_ = false;
+            idle_flush();
+        });
+}
+
+void RawDiskIO::idle_flush() {
+    std::vector<Key> idle;
+    for (auto& [key, run] : staged_) {
+        if (run.idle)
+            idle.push_back(key);
+        run.idle = true;
+    }
+    for (const Key& key : idle)
+        push(key);
+    if (!idle.empty())
+        submit_jobs();
+    if (!staged_.empty())
+        arm_idle_flush();
 }
 
 const char* RawDiskIO::cached(const Key& key, int start, int len) {
@@ -707,8 +741,11 @@ bool RawDiskIO::async_write(lt::storage_index_t idx, lt::peer_request const& r, 
     Run& run = it->second;
     run.blocks.push_back({copy, r.length, std::move(handler)});
     run.end += r.length;
+    run.idle = false;
     if (run.end - run.start >= kMaxRun || run.end == st->files.piece_size(r.piece))
         push(key);
+    else
+        arm_idle_flush();
 
     if (queued > max_queued_bytes_.load()) {
         // libtorrent stops reading from peers until on_disk(). The observer

@@ -46,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/steady_timer.hpp>
 #include <libtorrent/disk_buffer_holder.hpp>
 #include <libtorrent/disk_interface.hpp>
 #include <libtorrent/io_context.hpp>
@@ -155,6 +156,11 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
     void push(const Key& key);
     void push_storage(std::uint64_t serial);
     void push_all();
+    // Network thread: a run that got no block for a tick (kIdleTick) is
+    // written without waiting for more, so a peer that stalls, pauses or
+    // goes away leaves nothing unwritten.
+    void arm_idle_flush();
+    void idle_flush();
     // Network thread: the read cache.
     const char* cached(const Key& key, int start, int len);
     void remember(const Key& key, int start, int len, const char* slab);
@@ -187,6 +193,9 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
 
     // Network thread only.
     std::map<Key, Run> staged_;
+    boost::asio::steady_timer idle_timer_;
+    bool idle_armed_ = false;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for the timer's handler
     std::map<Key, int> writing_;  // blocks staged or queued, not completed
     std::vector<CachedRead> cache_;
     std::uint64_t cache_clock_ = 0;

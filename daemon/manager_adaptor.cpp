@@ -13,25 +13,34 @@ std::span<const char> as_chars(const std::vector<uint8_t>& bytes) {
     return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }
 
-// Who asked, for the log: ":1.42 (uid 1000)".
-std::string caller(const sdbus::IObject& object) {
-    const auto* msg = object.getCurrentlyProcessedMessage();
-    if (!msg)
-        return "?";
-    std::string who = msg->getSender();
-    try {
-        who += " (uid " + std::to_string(msg->getCredsUid()) + ")";
-    } catch (const sdbus::Error&) {
-        // Credentials are best effort: a peer-to-peer bus may not carry them.
-    }
-    return who;
-}
-
 }  // namespace
 
 ManagerAdaptor::ManagerAdaptor(sdbus::IConnection& bus, JobHost& host)
-    : AdaptorInterfaces(bus, kManagerPath), host_(host) {
+    : AdaptorInterfaces(bus, kManagerPath),
+      host_(host),
+      bus_driver_(sdbus::createProxy(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus")) {
     registerAdaptor();
+}
+
+void ManagerAdaptor::log_request(std::string what) {
+    const auto* msg = getObject().getCurrentlyProcessedMessage();
+    const std::string sender = msg ? msg->getSender() : "";
+    what += " requested by " + (sender.empty() ? std::string("?") : sender);
+    if (sender.empty()) {  // a peer-to-peer connection: no bus driver to ask
+        log::info(what);
+        return;
+    }
+    try {
+        bus_driver_->callMethodAsync("GetConnectionUnixUser")
+            .onInterface("org.freedesktop.DBus")
+            .withArguments(sender)
+            .uponReplyInvoke([what](const sdbus::Error* error, uint32_t uid) {
+                // A caller that is gone has no uid any more.
+                log::info(error ? what : what + " (uid " + std::to_string(uid) + ")");
+            });
+    } catch (const sdbus::Error&) {
+        log::info(what);
+    }
 }
 
 ManagerAdaptor::~ManagerAdaptor() {
@@ -49,7 +58,7 @@ sdbus::ObjectPath ManagerAdaptor::Deploy(const std::vector<uint8_t>& torrent,
     return dbus_call([&] {
         auto parsed = parse_deploy_options(options);
         auto path = resolve_deploy_target(target, parsed.file);
-        log::info("Deploy onto " + path + " requested by " + caller(getObject()));
+        log_request("Deploy onto " + path);
         return host_.publish_job(options, [&] {
             return host_.engine().deploy(as_chars(torrent), path, parsed.job, parsed.file);
         });
@@ -62,7 +71,7 @@ sdbus::ObjectPath ManagerAdaptor::Seed(const std::vector<uint8_t>& torrent,
     return dbus_call([&] {
         auto parsed = parse_seed_options(options);
         auto path = resolve_seed_source(source);
-        log::info("Seed from " + path + " requested by " + caller(getObject()));
+        log_request("Seed from " + path);
         return host_.publish_job(
             options, [&] { return host_.engine().seed(as_chars(torrent), path, parsed); });
     });

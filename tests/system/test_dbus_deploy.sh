@@ -102,12 +102,14 @@ ok "DownloadRate = $rate under a 1 MiB/s limit"
 ezc "$RA" call "$JOB2" Pause >/dev/null || fail "Pause"
 expect_eq "State after Pause" "$(ezc "$RA" wait "$JOB2" paused 10)" paused
 # A graceful pause lets requests already in flight land: wait until the
-# count settles, then it must not move at all.
-before=-1
-for ((i = 0; i < 40; i++)); do
+# count settles (the same for 1.5 s: job properties are refreshed every
+# 0.5 s, so two readings 0.5 s apart can both predate the last block), then
+# it must not move at all.
+before=-1 same=0
+for ((i = 0; i < 60 && same < 3; i++)); do
     sleep 0.5
     now=$(ezc "$RA" get "$JOB2" BytesDone)
-    [ "$now" = "$before" ] && break
+    if [ "$now" = "$before" ]; then same=$((same + 1)); else same=0; fi
     before=$now
 done
 sleep 2
