@@ -17,8 +17,9 @@
 //   network thread and handed to the piece's I/O thread as one run (up to
 //   kMaxRun bytes, written with one pwritev()), when the run is full or
 //   reaches the end of the piece, when the next block does not follow it,
-//   when anything else touches the piece (hash, read, clear, stop), or when
-//   libtorrent must wait for the disk (back-pressure). A write's handler is
+//   when anything else touches the piece (hash, read, clear, stop), when
+//   libtorrent must wait for the disk (back-pressure), or when no block came
+//   for 20 ms (the peer stalled, paused or left). A write's handler is
 //   called only once its block is written (to the device, or to its page
 //   cache; flush() makes it durable), so libtorrent never counts a block
 //   that is not on the target;
