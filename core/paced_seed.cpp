@@ -328,17 +328,21 @@ std::vector<int> PacedTorrent::pick(const PacedPeer& peer, int count, Clock::tim
     // Every piece is out. A piece shown long ago that no receiver holds yet
     // (its receiver is slow, or stuck) is shown to this one too, the
     // longest waiting first.
+    const auto stale = stale_after();
     std::vector<std::tuple<Clock::time_point, int>> candidates;
     for (int p = 0; p < pieces_; ++p) {
         const auto i = static_cast<std::size_t>(p);
-        if (wanted(p) && holders_[i] == 0 && now - shown_at_[i] > stale_after())
+        if (wanted(p) && holders_[i] == 0 && now - shown_at_[i] > stale)
             candidates.emplace_back(shown_at_[i], p);
     }
-    auto n = std::min<std::size_t>(candidates.size(), static_cast<std::size_t>(count));
-    std::partial_sort(candidates.begin(), candidates.begin() + static_cast<long>(n),
-                      candidates.end());
-    for (std::size_t k = 0; k < n; ++k)
-        out.push_back(std::get<1>(candidates[k]));
+    // Adds the pieces of the `count - out.size()` smallest (key, piece) pairs.
+    auto take_smallest = [&](auto& pairs) {
+        const auto n = std::min(pairs.size(), static_cast<std::size_t>(count) - out.size());
+        std::partial_sort(pairs.begin(), pairs.begin() + static_cast<long>(n), pairs.end());
+        for (std::size_t k = 0; k < n; ++k)
+            out.push_back(std::get<1>(pairs[k]));
+    };
+    take_smallest(candidates);
     if (!peer.starved_ || static_cast<int>(out.size()) >= count)
         return out;
     // A starved receiver gets what others hold from the seed, the rarest
@@ -349,10 +353,7 @@ std::vector<int> PacedTorrent::pick(const PacedPeer& peer, int count, Clock::tim
         if (wanted(p) && holders_[i] > 0)
             held.emplace_back(holders_[i], p);
     }
-    n = std::min<std::size_t>(held.size(), static_cast<std::size_t>(count) - out.size());
-    std::partial_sort(held.begin(), held.begin() + static_cast<long>(n), held.end());
-    for (std::size_t k = 0; k < n; ++k)
-        out.push_back(std::get<1>(held[k]));
+    take_smallest(held);
     return out;
 }
 

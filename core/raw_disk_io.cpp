@@ -619,10 +619,6 @@ void RawDiskIO::chunk_read(const Key& key, int start, int len, const char* slab,
     if (writing_.count(key) == 0)
         remember(key, start, len, slab);
     for (auto& w : waiting) {
-        if (w.start < start || w.start + w.len > start + len) {  // cannot happen; never past it
-            w.handler(lt::disk_buffer_holder{}, make_error(EINVAL, lt::operation_t::file_read));
-            continue;
-        }
         slabs_.add_ref(slab);
         w.handler(lt::disk_buffer_holder(*this, const_cast<char*>(slab) + (w.start - start), w.len),
                   lt::storage_error{});
