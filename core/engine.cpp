@@ -37,6 +37,7 @@
 #include "raw_disk_io.hpp"
 #include "target.hpp"
 #include "target_safety.hpp"
+#include "tcp_nodelay.hpp"
 #include "verify.hpp"
 #include "work_queue.hpp"
 
@@ -198,6 +199,8 @@ struct Engine::Impl {
         std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
         // Peers banned for corrupt data stay out (see peer_ban.hpp).
         std::shared_ptr<PeerBans> bans = std::make_shared<PeerBans>();
+        // Peer sockets without Nagle's delay (see tcp_nodelay.hpp).
+        std::shared_ptr<NoDelayReport> nodelay = std::make_shared<NoDelayReport>();
     };
 
     Impl(EngineConfig cfg, EngineObserver* obs) : config(std::move(cfg)), observer(obs) {
@@ -516,6 +519,10 @@ struct Engine::Impl {
         atp.extensions.push_back([bans = j->bans](const lt::torrent_handle&, lt::client_data_t) {
             return make_ban_plugin(bans);
         });
+        atp.extensions.push_back(
+            [report = j->nodelay](const lt::torrent_handle&, lt::client_data_t) {
+                return make_nodelay_plugin(report);
+            });
         if (config.paced_seeding) {
             PacingConfig pacing;
             atp.extensions.push_back(
@@ -858,6 +865,8 @@ struct Engine::Impl {
     void update_from(Job& j, const lt::torrent_status& st) {
         if (is_final(j.status.state))
             return;
+        if (auto note = j.nodelay->take(); note && observer)
+            observer->job_log(j.status, *note);
         JobStatus& s = j.status;
         const auto before = std::tie(s.bytes_done, s.download_rate, s.upload_rate, s.peers,
                                      s.total_download, s.total_upload);
