@@ -199,7 +199,7 @@ struct Engine::Impl {
         std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
         // Peers banned for corrupt data stay out (see peer_ban.hpp).
         std::shared_ptr<PeerBans> bans = std::make_shared<PeerBans>();
-        // Peer sockets without Nagle's delay (see tcp_nodelay.hpp).
+        // Paced connections whose Nagle stayed on (see tcp_nodelay.hpp).
         std::shared_ptr<NoDelayReport> nodelay = std::make_shared<NoDelayReport>();
     };
 
@@ -519,16 +519,12 @@ struct Engine::Impl {
         atp.extensions.push_back([bans = j->bans](const lt::torrent_handle&, lt::client_data_t) {
             return make_ban_plugin(bans);
         });
-        atp.extensions.push_back(
-            [report = j->nodelay](const lt::torrent_handle&, lt::client_data_t) {
-                return make_nodelay_plugin(report);
-            });
         if (config.paced_seeding) {
             PacingConfig pacing;
-            atp.extensions.push_back(
-                [info = t.info, pacing](const lt::torrent_handle&, lt::client_data_t) {
-                    return make_paced_plugin(info, pacing);
-                });
+            atp.extensions.push_back([info = t.info, pacing, report = j->nodelay](
+                                         const lt::torrent_handle&, lt::client_data_t) {
+                return make_paced_plugin(info, pacing, report);
+            });
         }
         if (op == Operation::Seed) {
             if (options.seed_verified) {

@@ -29,9 +29,11 @@ class PacedPeer;
 class PacedTorrent final : public lt::torrent_plugin,
                            public std::enable_shared_from_this<PacedTorrent> {
   public:
-    PacedTorrent(std::shared_ptr<const lt::torrent_info> ti, PacingConfig config)
+    PacedTorrent(std::shared_ptr<const lt::torrent_info> ti, PacingConfig config,
+                 std::shared_ptr<NoDelayReport> nodelay_report)
         : ti_(ti),
           config_(config),
+          nodelay_report_(std::move(nodelay_report)),
           pieces_(ti->num_pieces()),
           piece_length_(std::max(1, ti->piece_length())),
           pending_(static_cast<std::size_t>(pieces_), 0),
@@ -49,6 +51,7 @@ class PacedTorrent final : public lt::torrent_plugin,
 
     bool seeding() const { return seeding_; }
     const PacingConfig& config() const { return config_; }
+    NoDelayReport* nodelay_report() const { return nodelay_report_.get(); }
     int pieces() const { return pieces_; }
     int piece_size(int piece) const { return ti_->piece_size(lt::piece_index_t{piece}); }
     void attach(PacedPeer& peer);
@@ -70,6 +73,7 @@ class PacedTorrent final : public lt::torrent_plugin,
 
     std::shared_ptr<const lt::torrent_info> ti_;
     PacingConfig config_;
+    std::shared_ptr<NoDelayReport> nodelay_report_;
     int pieces_;
     int piece_length_;
     bool seeding_ = false;
@@ -118,6 +122,9 @@ class PacedPeer final : public lt::peer_plugin {
         } else if (!as_seed_ && h.dict_find_int_value(kSeedKey, 0) == 1) {
             paced_ = true;
         }
+        // HAVE messages drive a paced transfer: none may wait for an ACK.
+        if (pacing_ || paced_)
+            disable_nagle(pc_, torrent_->nodelay_report());
         return true;
     }
 
@@ -360,8 +367,9 @@ std::vector<int> PacedTorrent::pick(const PacedPeer& peer, int count, Clock::tim
 }  // namespace
 
 std::shared_ptr<lt::torrent_plugin> make_paced_plugin(
-    std::shared_ptr<const lt::torrent_info> torrent, PacingConfig config) {
-    return std::make_shared<PacedTorrent>(std::move(torrent), config);
+    std::shared_ptr<const lt::torrent_info> torrent, PacingConfig config,
+    std::shared_ptr<NoDelayReport> nodelay_report) {
+    return std::make_shared<PacedTorrent>(std::move(torrent), config, std::move(nodelay_report));
 }
 
 }  // namespace ezio

@@ -42,6 +42,8 @@
 #include <libtorrent/extensions.hpp>
 #include <libtorrent/torrent_info.hpp>
 
+#include "tcp_nodelay.hpp"
+
 namespace ezio {
 
 struct PacingConfig {
@@ -59,7 +61,10 @@ struct PacingConfig {
 // For add_torrent_params::extensions, one per torrent. The torrent paces
 // its receivers while it is a seed (libtorrent state seeding) and lets
 // seeds pace it otherwise.
+// Both ends of a paced connection turn Nagle's algorithm off (see
+// tcp_nodelay.hpp); failures to do so go to `nodelay_report`, if given.
 std::shared_ptr<lt::torrent_plugin> make_paced_plugin(
-    std::shared_ptr<const lt::torrent_info> torrent, PacingConfig config);
+    std::shared_ptr<const lt::torrent_info> torrent, PacingConfig config,
+    std::shared_ptr<NoDelayReport> nodelay_report = nullptr);
 
 }  // namespace ezio

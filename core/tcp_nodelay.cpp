@@ -10,8 +10,6 @@
 #include <cstring>
 #include <system_error>
 
-#include <libtorrent/peer_connection_handle.hpp>
-
 namespace ezio {
 
 namespace {
@@ -92,53 +90,16 @@ std::optional<std::string> NoDelayReport::take() {
     return text;
 }
 
-namespace {
-
-class NoDelayPeerPlugin final : public lt::peer_plugin {
-  public:
-    NoDelayPeerPlugin(lt::peer_connection_handle pc, std::shared_ptr<NoDelayReport> report)
-        : pc_(std::move(pc)), report_(std::move(report)) {}
-
-    // Both ends' handshakes are through: the socket is connected, whichever
-    // side opened it.
-    bool on_handshake(lt::span<char const>) override {
-        if (pc_.is_disconnecting())
-            return true;
-        const lt::tcp::endpoint local = pc_.local_endpoint();
-        const lt::tcp::endpoint& remote = pc_.remote();
-        if (const int err = set_tcp_nodelay(local, remote); err != 0)
-            report_->failed("TCP_NODELAY on " + remote.address().to_string() + ":" +
-                            std::to_string(remote.port()) + ": " +
-                            (err == ENOENT ? std::string("no socket found for the connection")
-                                           : std::system_category().message(err)));
-        return true;
-    }
-
-  private:
-    lt::peer_connection_handle pc_;
-    std::shared_ptr<NoDelayReport> report_;
-};
-
-class NoDelayTorrentPlugin final : public lt::torrent_plugin {
-  public:
-    explicit NoDelayTorrentPlugin(std::shared_ptr<NoDelayReport> report)
-        : report_(std::move(report)) {}
-
-    std::shared_ptr<lt::peer_plugin> new_connection(lt::peer_connection_handle const& pc) override {
-        // Web seeds are not BitTorrent peers.
-        if (pc.type() != lt::connection_type::bittorrent)
-            return nullptr;
-        return std::make_shared<NoDelayPeerPlugin>(pc, report_);
-    }
-
-  private:
-    std::shared_ptr<NoDelayReport> report_;
-};
-
-}  // namespace
-
-std::shared_ptr<lt::torrent_plugin> make_nodelay_plugin(std::shared_ptr<NoDelayReport> report) {
-    return std::make_shared<NoDelayTorrentPlugin>(std::move(report));
+void disable_nagle(const lt::peer_connection_handle& pc, NoDelayReport* report) {
+    if (pc.is_disconnecting())
+        return;
+    const lt::tcp::endpoint& remote = pc.remote();
+    const int err = set_tcp_nodelay(pc.local_endpoint(), remote);
+    if (err != 0 && report)
+        report->failed("TCP_NODELAY on " + remote.address().to_string() + ":" +
+                       std::to_string(remote.port()) + ": " +
+                       (err == ENOENT ? std::string("no socket found for the connection")
+                                      : std::system_category().message(err)));
 }
 
 }  // namespace ezio

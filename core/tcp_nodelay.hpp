@@ -1,22 +1,24 @@
-// TCP_NODELAY on BitTorrent peer connections: a libtorrent torrent plugin.
+// TCP_NODELAY on a BitTorrent peer connection.
 //
 // Why: libtorrent 2.0 leaves Nagle's algorithm on for its peer sockets. A
-// receiver's block requests are small writes (13 bytes each); with Nagle,
-// one that follows an unacknowledged one waits for its ACK, and a seed that
-// has sent everything it was asked for acknowledges late (delayed ACK, about
-// 40 ms on Linux). So each time the receiver's request pipeline drains, the
-// link idles for ~40 ms. Measured over loopback (1 GiB image, 1 MiB
-// pieces): 2.0-2.7 s per deploy with Nagle, 1.35-1.4 s without, and a
-// trace of the seed showed it idle in 40-50 ms gaps, waiting for requests
-// the receiver had already written.
+// small write (a HAVE, a block request) that follows unacknowledged data
+// waits for its ACK, and a peer with nothing to send acknowledges late
+// (delayed ACK, about 40 ms on Linux). Where small messages drive the
+// transfer, that is 40 ms of idle link each time the pipeline drains: a
+// paced seed feeds its receiver pieces with HAVE messages (paced_seed.hpp),
+// and over loopback with 1 MiB pieces a trace of the seed showed it idle in
+// 40-50 ms gaps, waiting for requests that followed a HAVE held back by
+// Nagle: 2.0-2.7 s per GiB deployed, 1.3-1.6 s without Nagle. Elsewhere
+// Nagle stays on: between receivers of a swarm it merges small writes into
+// fewer packets (with it off everywhere, eziod used 15-20% more CPU in the
+// 16-receiver bench and finished no sooner).
 //
-// How: libtorrent does not expose a peer's socket. When the BitTorrent
-// handshake has been received (the connection is up, in either direction),
-// the plugin looks for the process's TCP socket whose local and remote
-// endpoints are the peer connection's and sets TCP_NODELAY on it.
+// How: libtorrent does not expose a peer's socket, so the process's TCP
+// socket whose local and remote endpoints are the connection's is looked
+// up and TCP_NODELAY set on it.
 //
-// Threading: the plugin runs on libtorrent's network thread; NoDelayReport
-// may be read from any thread.
+// Threading: disable_nagle() runs on libtorrent's network thread;
+// NoDelayReport may be used from any thread.
 #pragma once
 
 #include <atomic>
@@ -25,7 +27,7 @@
 #include <optional>
 #include <string>
 
-#include <libtorrent/extensions.hpp>
+#include <libtorrent/peer_connection_handle.hpp>
 #include <libtorrent/socket.hpp>
 
 namespace ezio {
@@ -50,6 +52,8 @@ class NoDelayReport {
     std::string last_;
 };
 
-std::shared_ptr<lt::torrent_plugin> make_nodelay_plugin(std::shared_ptr<NoDelayReport> report);
+// set_tcp_nodelay() for a connected peer; a failure goes to `report` (if
+// any).
+void disable_nagle(const lt::peer_connection_handle& pc, NoDelayReport* report);
 
 }  // namespace ezio
