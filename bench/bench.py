@@ -13,13 +13,18 @@ usage: bench.py COMMAND ARGS...
                            image payload that udpcast and netcat send
   field JSON KEY           a top-level field of the last JSON object in a file
   median X...              median of numbers
+  zero DEV                 overwrites a block device with zeros (O_DIRECT,
+                           opened O_EXCL: waits up to 10 s for its last user
+                           to let go)
   trace OUT EZIOCTL ADDR... every second until killed, appends to OUT one line
                            per eziod (given by its bus address, host 0, 1,
                            ...) and job: seconds since start, host, job id,
                            state, bytes done, uploaded bytes, peers
 """
+import errno
 import hashlib
 import json
+import mmap
 import os
 import statistics
 import subprocess
@@ -38,6 +43,33 @@ def sha1_speed(mib):
         left -= n
     h.digest()
     return mib / (time.perf_counter() - start)
+
+
+def zero(dev):
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            fd = os.open(dev, os.O_WRONLY | os.O_EXCL | os.O_DIRECT)
+            break
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        os.lseek(fd, 0, os.SEEK_SET)
+        chunk = 4 << 20
+        buf = mmap.mmap(-1, chunk)  # page-aligned, zero-filled
+        done = 0
+        while done < size:
+            n = min(chunk, size - done)
+            written = os.write(fd, memoryview(buf)[:n])
+            if written <= 0:
+                raise OSError(errno.EIO, "short write on %s at %d" % (dev, done))
+            done += written
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def iperf_gbit(path):
@@ -166,6 +198,8 @@ def main(argv):
         print(value if not isinstance(value, (dict, list)) else json.dumps(value))
     elif cmd == "trace":
         trace(args[0], int(args[1]))
+    elif cmd == "zero":
+        zero(args[0])
     elif cmd == "median":
         print("%.6g" % statistics.median(float(x) for x in args))
     else:
