@@ -84,7 +84,7 @@ std::optional<std::string> NoDelayReport::take() {
     if (failures_ == 0)
         return std::nullopt;
     std::string text = "Nagle's algorithm stays on for " + std::to_string(failures_) +
-                       " peer connection(s) (slower requests, same data): " + last_;
+                       " paced peer connection(s) (slower pacing, same data): " + last_;
     failures_ = 0;
     last_.clear();
     return text;

@@ -21,8 +21,6 @@
 // NoDelayReport may be used from any thread.
 #pragma once
 
-#include <atomic>
-#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>

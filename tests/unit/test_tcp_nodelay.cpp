@@ -149,7 +149,7 @@ TEST(TcpNoDelay, ReportSumsFailuresUntilTaken) {
     report.failed("second");
     const auto text = report.take();
     ASSERT_TRUE(text);
-    EXPECT_NE(text->find("2 peer connection(s)"), std::string::npos) << *text;
+    EXPECT_NE(text->find("2 paced peer connection(s)"), std::string::npos) << *text;
     EXPECT_NE(text->find("second"), std::string::npos) << *text;
     EXPECT_FALSE(report.take());
 }
