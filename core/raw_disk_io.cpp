@@ -23,11 +23,11 @@ namespace {
 
 constexpr int kBlock = lt::default_block_size;
 static_assert(kBlock == static_cast<int>(BlockPool::kBlockBytes));
-constexpr std::size_t kHashChunk = 1 << 20;                // read granularity while hashing
-constexpr std::size_t kReadCacheSlabs = 32;                // chunks the network thread keeps
+constexpr std::size_t kHashChunk = 1 << 20;  // read granularity while hashing
+constexpr std::size_t kReadCacheSlabs = 32;  // chunks the network thread keeps
+constexpr int kReadChunk = 1 << 20;          // a read-ahead slab: this much of a piece
+constexpr std::size_t kPublishEvery = 32;    // completions a worker holds back at most
 constexpr auto kIdleTick = std::chrono::milliseconds(20);  // see arm_idle_flush()
-constexpr int kReadChunk = 1 << 20;        // a read-ahead slab: this much of a piece
-constexpr std::size_t kPublishEvery = 32;  // completions a worker holds back at most
 
 lt::storage_error make_error(int err, lt::operation_t op,
                              lt::file_index_t file = lt::file_index_t{-1}) {

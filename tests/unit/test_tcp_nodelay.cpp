@@ -280,15 +280,20 @@ DeploySockets deploy_and_look(bool paced) {
     return out;
 }
 
+// The deploy completed, and its one connection was seen from both ends,
+// each with TCP_NODELAY `want`.
+void expect_both_ends(const DeploySockets& d, int want) {
+    EXPECT_TRUE(d.completed);
+    ASSERT_EQ(d.seen.size(), 2u);
+    for (const auto& [name, nodelay] : d.seen)
+        EXPECT_EQ(nodelay, want) << "TCP_NODELAY of " << name;
+}
+
 }  // namespace
 
 TEST(TcpNoDelay, BothEndsOfAPacedConnectionHaveNagleOff) {
     const auto d = deploy_and_look(true);
-    EXPECT_TRUE(d.completed);
-    // One connection, seen from both ends.
-    ASSERT_EQ(d.seen.size(), 2u);
-    for (const auto& [name, nodelay] : d.seen)
-        EXPECT_EQ(nodelay, 1) << "Nagle still on for " << name;
+    expect_both_ends(d, 1);
     for (const auto& line : d.logs)
         EXPECT_EQ(line.find("Nagle"), std::string::npos) << line;
 }
@@ -296,9 +301,5 @@ TEST(TcpNoDelay, BothEndsOfAPacedConnectionHaveNagleOff) {
 // Without pacing, small messages do not drive the transfer: Nagle stays on
 // and merges them (fewer packets in a swarm).
 TEST(TcpNoDelay, PlainBitTorrentConnectionsKeepNagle) {
-    const auto d = deploy_and_look(false);
-    EXPECT_TRUE(d.completed);
-    ASSERT_EQ(d.seen.size(), 2u);
-    for (const auto& [name, nodelay] : d.seen)
-        EXPECT_EQ(nodelay, 0) << "Nagle turned off for " << name;
+    expect_both_ends(deploy_and_look(false), 0);
 }
