@@ -522,8 +522,8 @@ struct Engine::Impl {
         if (config.paced_seeding) {
             PacingConfig pacing;
             atp.extensions.push_back([info = t.info, pacing, report = j->nodelay](
-                                         const lt::torrent_handle&, lt::client_data_t) {
-                return make_paced_plugin(info, pacing, report);
+                                         const lt::torrent_handle& handle, lt::client_data_t) {
+                return make_paced_plugin(handle, info, pacing, report);
             });
         }
         if (op == Operation::Seed) {

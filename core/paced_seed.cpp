@@ -4,16 +4,20 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <optional>
+#include <random>
 #include <set>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
 
 #include <libtorrent/bdecode.hpp>
+#include <libtorrent/bencode.hpp>
 #include <libtorrent/bitfield.hpp>
 #include <libtorrent/entry.hpp>
 #include <libtorrent/peer_connection_handle.hpp>
 #include <libtorrent/peer_info.hpp>
+#include <libtorrent/socket_io.hpp>
 #include <libtorrent/torrent_status.hpp>
 
 namespace ezio {
@@ -21,6 +25,14 @@ namespace {
 
 constexpr char kSeedKey[] = "ezio_paced";
 constexpr char kReceiverKey[] = "ezio_paced_rx";
+// The extension message a pacing seed introduces its receivers with, and
+// the id a receiver takes it under (BEP 10: each side numbers the messages
+// it accepts; libtorrent's own use 1-8).
+constexpr char kPeersKey[] = "ezio_peers";
+constexpr int kPeersId = 60;
+constexpr int kMaxIntroduced = 100;  // receivers named in one introduction
+constexpr int kMaxPeersMessage = 4096;
+constexpr char kMsgExtended = 20;
 using Clock = std::chrono::steady_clock;
 
 class PacedPeer;
@@ -29,9 +41,10 @@ class PacedPeer;
 class PacedTorrent final : public lt::torrent_plugin,
                            public std::enable_shared_from_this<PacedTorrent> {
   public:
-    PacedTorrent(std::shared_ptr<const lt::torrent_info> ti, PacingConfig config,
-                 std::shared_ptr<NoDelayReport> nodelay_report)
-        : ti_(ti),
+    PacedTorrent(lt::torrent_handle handle, std::shared_ptr<const lt::torrent_info> ti,
+                 PacingConfig config, std::shared_ptr<NoDelayReport> nodelay_report)
+        : handle_(std::move(handle)),
+          ti_(ti),
           config_(config),
           nodelay_report_(std::move(nodelay_report)),
           pieces_(ti->num_pieces()),
@@ -56,6 +69,8 @@ class PacedTorrent final : public lt::torrent_plugin,
     int piece_size(int piece) const { return ti_->piece_size(lt::piece_index_t{piece}); }
     void attach(PacedPeer& peer);
     void detach(PacedPeer& peer);
+    // Receiver side: connect to the receivers a pacing seed introduced.
+    void connect(const std::vector<lt::tcp::endpoint>& peers);
     // `peer` holds `piece` now; with `refill_window`, its window is
     // topped up at once (not while a bitfield is being read).
     void received(PacedPeer& peer, lt::piece_index_t piece, bool refill_window = true);
@@ -71,6 +86,10 @@ class PacedTorrent final : public lt::torrent_plugin,
             std::chrono::duration<double>(2 * config_.window_seconds + 2));
     }
 
+    // Sends `peer` the listen endpoints of the other receivers paced now.
+    void introduce(PacedPeer& peer);
+
+    lt::torrent_handle handle_;
     std::shared_ptr<const lt::torrent_info> ti_;
     PacingConfig config_;
     std::shared_ptr<NoDelayReport> nodelay_report_;
@@ -85,6 +104,7 @@ class PacedTorrent final : public lt::torrent_plugin,
     std::vector<Clock::time_point> shown_at_;  // when it was last shown
     int next_ = 0;                             // pieces below are pending or held
     std::set<PacedPeer*> peers_;
+    std::minstd_rand rng_{std::random_device{}()};
 };
 
 class PacedPeer final : public lt::peer_plugin {
@@ -109,15 +129,25 @@ class PacedPeer final : public lt::peer_plugin {
         h[as_seed_ ? kSeedKey : kReceiverKey] = 1;
         // A paced receiver that believes the seed has nothing would close a
         // connection to an "upload only" peer as useless.
-        if (as_seed_)
+        if (as_seed_) {
             h.dict().erase("upload_only");
-        else
+        } else {
             h["reqq"] = config_.relay_requests;
+            h["m"][kPeersKey] = kPeersId;
+        }
     }
 
     bool on_extension_handshake(lt::bdecode_node const& h) override {
         if (as_seed_ && h.dict_find_int_value(kReceiverKey, 0) == 1) {
             pacing_ = true;
+            // Where it accepts connections: its address as we see it, the
+            // port it listens on ("p"; none if it does not listen).
+            const auto port = h.dict_find_int_value("p", 0);
+            if (port > 0 && port <= 65535)
+                listen_ =
+                    lt::tcp::endpoint(pc_.remote().address(), static_cast<std::uint16_t>(port));
+            if (const auto m = h.dict_find_dict("m"))
+                peers_msg_ = static_cast<int>(m.dict_find_int_value(kPeersKey, 0));
             torrent_->attach(*this);
         } else if (!as_seed_ && h.dict_find_int_value(kSeedKey, 0) == 1) {
             paced_ = true;
@@ -177,6 +207,63 @@ class PacedPeer final : public lt::peer_plugin {
         }
     }
     void on_disconnect(lt::error_code const&) override { stop_pacing(); }
+
+    // A pacing seed's introduction: the other receivers it paces. Peer
+    // exchange would name them too, but libtorrent sends one exchange
+    // message per 3 s per process, so 16 receivers found each other only
+    // after a second or two, with the seed alone feeding them meanwhile.
+    bool on_extended(int length, int msg, lt::span<char const> body) override {
+        if (msg != kPeersId)
+            return false;
+        if (length > kMaxPeersMessage || static_cast<int>(body.size()) < length)
+            return true;  // ignored, or not all of it here yet
+        if (!paced_)
+            return true;  // only a pacing seed introduces
+        lt::error_code ec;
+        const lt::bdecode_node m = lt::bdecode(body.first(length), ec);
+        if (ec || m.type() != lt::bdecode_node::dict_t)
+            return true;
+        std::vector<lt::tcp::endpoint> peers;
+        const auto read = [&](const char* key, int size, auto reader) {
+            const auto list = m.dict_find_string_value(key);
+            const char* in = list.data();
+            for (std::size_t k = 0;
+                 k + size <= list.size() && static_cast<int>(peers.size()) < kMaxIntroduced;
+                 k += size)
+                peers.push_back(reader(in));
+        };
+        read("added", 6,
+             [](const char*& in) { return lt::aux::read_v4_endpoint<lt::tcp::endpoint>(in); });
+        read("added6", 18,
+             [](const char*& in) { return lt::aux::read_v6_endpoint<lt::tcp::endpoint>(in); });
+        torrent_->connect(peers);
+        return true;
+    }
+
+    // Sends the receiver an introduction (if it takes them).
+    void send_peers(const std::vector<lt::tcp::endpoint>& peers) {
+        if (peers_msg_ <= 0 || peers_msg_ > 255 || peers.empty())
+            return;
+        lt::entry e;
+        std::string& v4 = e["added"].string();
+        std::string& v6 = e["added6"].string();
+        for (const auto& ep : peers) {
+            auto out = std::back_inserter(ep.address().is_v4() ? v4 : v6);
+            lt::aux::write_endpoint(ep, out);
+        }
+        std::vector<char> body;
+        lt::bencode(std::back_inserter(body), e);
+        const auto n = static_cast<std::uint32_t>(body.size() + 2);
+        const char header[6] = {static_cast<char>(n >> 24),
+                                static_cast<char>(n >> 16),
+                                static_cast<char>(n >> 8),
+                                static_cast<char>(n),
+                                kMsgExtended,
+                                static_cast<char>(peers_msg_)};
+        pc_.send_buffer(header, sizeof header);
+        pc_.send_buffer(body.data(), static_cast<int>(body.size()));
+    }
+    const std::optional<lt::tcp::endpoint>& listen() const { return listen_; }
 
     // `piece` leaves the window: all of it was asked for, or it is held.
     void asked_all(int piece) {
@@ -240,9 +327,11 @@ class PacedPeer final : public lt::peer_plugin {
         torrent_->detach(*this);
     }
 
-    bool as_seed_ = false;  // we announced ourselves as a pacing seed
-    bool pacing_ = false;   // we pace this receiver
-    bool paced_ = false;    // this seed paces us
+    std::optional<lt::tcp::endpoint> listen_;  // a paced receiver's listen endpoint
+    int peers_msg_ = 0;                        // its id for introductions; 0: it takes none
+    bool as_seed_ = false;                     // we announced ourselves as a pacing seed
+    bool pacing_ = false;                      // we pace this receiver
+    bool paced_ = false;                       // this seed paces us
 };
 
 std::shared_ptr<lt::peer_plugin> PacedTorrent::new_connection(
@@ -254,7 +343,36 @@ std::shared_ptr<lt::peer_plugin> PacedTorrent::new_connection(
 
 void PacedTorrent::attach(PacedPeer& peer) {
     peers_.insert(&peer);
+    introduce(peer);
     refill(peer);
+}
+
+void PacedTorrent::introduce(PacedPeer& peer) {
+    // A newcomer connects to those before it; they learn of it from its
+    // connection. Everyone ends up connected to everyone (up to the
+    // connection limits) within a round trip of joining.
+    std::vector<lt::tcp::endpoint> others;
+    for (const PacedPeer* other : peers_) {
+        if (other != &peer && other->connected() && other->listen())
+            others.push_back(*other->listen());
+    }
+    if (static_cast<int>(others.size()) > kMaxIntroduced) {
+        std::shuffle(others.begin(), others.end(), rng_);
+        others.resize(kMaxIntroduced);
+    }
+    peer.send_peers(others);
+}
+
+void PacedTorrent::connect(const std::vector<lt::tcp::endpoint>& peers) {
+    for (const auto& ep : peers) {
+        if (ep.port() == 0 || ep.address().is_unspecified())
+            continue;
+        try {
+            handle_.connect_peer(ep, lt::peer_info::pex);
+        } catch (const lt::system_error&) {
+            return;  // the torrent is being removed
+        }
+    }
 }
 
 void PacedTorrent::detach(PacedPeer& peer) {
@@ -367,9 +485,10 @@ std::vector<int> PacedTorrent::pick(const PacedPeer& peer, int count, Clock::tim
 }  // namespace
 
 std::shared_ptr<lt::torrent_plugin> make_paced_plugin(
-    std::shared_ptr<const lt::torrent_info> torrent, PacingConfig config,
+    lt::torrent_handle handle, std::shared_ptr<const lt::torrent_info> torrent, PacingConfig config,
     std::shared_ptr<NoDelayReport> nodelay_report) {
-    return std::make_shared<PacedTorrent>(std::move(torrent), config, std::move(nodelay_report));
+    return std::make_shared<PacedTorrent>(std::move(handle), std::move(torrent), config,
+                                          std::move(nodelay_report));
 }
 
 }  // namespace ezio

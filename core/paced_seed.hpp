@@ -25,14 +25,21 @@
 //   them from the others (client isolation on the switch, a firewall,
 //   connection limits): from then on the seed also shows it pieces that
 //   other receivers hold, the rarest first, so it never waits forever.
+// - The seed introduces each new paced receiver to the others it paces (an
+//   "ezio_peers" extension message with their listen endpoints, in peer
+//   exchange's compact format); the newcomer connects to them. Receivers
+//   given only the seed otherwise wait for libtorrent's peer exchange,
+//   which sends one message per 3 s per process: 16 receivers formed a
+//   mesh after 1.3 s, the seed alone feeding them meanwhile.
 // A receiver that goes away gives its shown-but-not-received pieces back.
 // A receiver also lets each peer queue only relay_requests block requests
 // with it (the extension handshake's "reqq"): a piece it just got is then
 // passed on after a few queued requests instead of a second or more, and a
 // receiver that fell behind gets its share of every relay's upload instead
 // of waiting behind the full queues of the others (bench, 16 receivers on
-// 100 Mbit/s: 15.8 s mean with libtorrent's queue of 500, the same with 32
-// or 16, 15.3 s with 8, 15.0 s with 4; 2 starved a receiver now and then).
+// 100 Mbit/s: 15.9 s mean with 32 or 16 requests, 15.3 s with 8, 15.0 s
+// with 4, and 2 starved a receiver now and then; 4 receivers earlier:
+// 15.4 s with libtorrent's own queue, 14.4 s with 32).
 // Any other peer (another client, an older ezio, an ezio that is not a
 // seed) sees plain BitTorrent: the flags are only acted on in pairs.
 //
@@ -42,6 +49,7 @@
 #include <memory>
 
 #include <libtorrent/extensions.hpp>
+#include <libtorrent/torrent_handle.hpp>
 #include <libtorrent/torrent_info.hpp>
 
 #include "tcp_nodelay.hpp"
@@ -67,7 +75,7 @@ struct PacingConfig {
 // Both ends of a paced connection turn Nagle's algorithm off (see
 // tcp_nodelay.hpp); failures to do so go to `nodelay_report`, if given.
 std::shared_ptr<lt::torrent_plugin> make_paced_plugin(
-    std::shared_ptr<const lt::torrent_info> torrent, PacingConfig config,
+    lt::torrent_handle handle, std::shared_ptr<const lt::torrent_info> torrent, PacingConfig config,
     std::shared_ptr<NoDelayReport> nodelay_report = nullptr);
 
 }  // namespace ezio

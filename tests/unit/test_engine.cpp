@@ -15,6 +15,7 @@
 #include <libtorrent/create_torrent.hpp>
 
 #include "engine.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 
@@ -41,15 +42,7 @@ class Recorder : public ezio::EngineObserver {
     std::map<ezio::JobId, std::pair<bool, std::string>> finished;
 };
 
-class TempDir {
-  public:
-    TempDir() {
-        char tmpl[] = "/tmp/ezio-test-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    fs::path path;
-};
+using ezio::test::TempDir;
 
 std::vector<char> read_all(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);

@@ -23,6 +23,7 @@
 
 #include "engine.hpp"
 #include "tcp_nodelay.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 
@@ -215,12 +216,8 @@ struct DeploySockets {
 
 DeploySockets deploy_and_look(bool paced) {
     DeploySockets out;
-    char tmpl[] = "/tmp/ezio-test-XXXXXX";
-    const fs::path dir = ::mkdtemp(tmpl);
-    struct Cleanup {
-        fs::path p;
-        ~Cleanup() { fs::remove_all(p); }
-    } cleanup{dir};
+    const ezio::test::TempDir tmp;
+    const fs::path& dir = tmp.path;
 
     constexpr std::size_t kSize = 4 << 20;
     std::vector<char> image(kSize);

@@ -1,0 +1,186 @@
+// Paced seeding's introductions (core/paced_seed.hpp): a pacing seed tells
+// each new receiver where the receivers it already paces listen, and the
+// newcomer connects to them. Three bare libtorrent sessions on 127.0.0.1,
+// peer exchange, DHT and Local Service Discovery off: without the plugin,
+// two receivers given only the seed never meet.
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <libtorrent/add_torrent_params.hpp>
+#include <libtorrent/bencode.hpp>
+#include <libtorrent/create_torrent.hpp>
+#include <libtorrent/hasher.hpp>
+#include <libtorrent/peer_info.hpp>
+#include <libtorrent/session.hpp>
+#include <libtorrent/settings_pack.hpp>
+#include <libtorrent/torrent_flags.hpp>
+#include <libtorrent/torrent_handle.hpp>
+#include <libtorrent/torrent_info.hpp>
+#include <libtorrent/torrent_status.hpp>
+
+#include "paced_seed.hpp"
+#include "temp_dir.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+lt::settings_pack settings() {
+    lt::settings_pack sp;
+    sp.set_str(lt::settings_pack::listen_interfaces, "127.0.0.1:0");
+    sp.set_bool(lt::settings_pack::enable_dht, false);
+    sp.set_bool(lt::settings_pack::enable_lsd, false);
+    sp.set_bool(lt::settings_pack::enable_upnp, false);
+    sp.set_bool(lt::settings_pack::enable_natpmp, false);
+    sp.set_bool(lt::settings_pack::enable_outgoing_utp, false);
+    sp.set_bool(lt::settings_pack::enable_incoming_utp, false);
+    sp.set_bool(lt::settings_pack::allow_multiple_connections_per_ip, true);
+    sp.set_int(lt::settings_pack::alert_mask, 0);
+    return sp;
+}
+
+struct Swarm {
+    fs::path dir;
+    std::shared_ptr<const lt::torrent_info> info;
+    std::vector<std::unique_ptr<lt::session>> sessions;
+    std::vector<lt::torrent_handle> torrents;
+
+    explicit Swarm(const fs::path& d) : dir(d) {
+        constexpr std::int64_t kSize = 4 << 20;
+        constexpr int kPiece = 65536;
+        std::vector<char> data(kSize);
+        std::mt19937_64 rng(11);
+        for (auto& c : data)
+            c = static_cast<char>(rng());
+        fs::create_directories(dir / "seed");
+        std::ofstream(dir / "seed" / "image.bin", std::ios::binary)
+            .write(data.data(), static_cast<std::streamsize>(data.size()));
+        // Hashed here, not read back: every piece is a whole kPiece.
+        lt::file_storage files;
+        files.add_file("image.bin", kSize);
+        lt::create_torrent ct(files, kPiece, lt::create_torrent::v1_only);
+        for (int p = 0; p < ct.num_pieces(); ++p)
+            ct.set_hash(
+                lt::piece_index_t{p},
+                lt::hasher(data.data() + static_cast<std::ptrdiff_t>(p) * kPiece, kPiece).final());
+        std::vector<char> buf;
+        lt::bencode(std::back_inserter(buf), ct.generate());
+        info = std::make_shared<lt::torrent_info>(buf, lt::from_span);
+    }
+
+    // A node of the swarm: the seed (slow, so nobody finishes while we
+    // look) or a receiver given `peers`.
+    lt::torrent_handle add(bool seed, bool paced, const std::vector<lt::tcp::endpoint>& peers) {
+        sessions.push_back(std::make_unique<lt::session>(settings()));
+        lt::add_torrent_params atp;
+        atp.ti = std::make_shared<lt::torrent_info>(*info);
+        atp.save_path = seed ? (dir / "seed").string()
+                             : (dir / ("r" + std::to_string(sessions.size()))).string();
+        atp.flags |= lt::torrent_flags::disable_pex;
+        if (seed) {
+            atp.flags |= lt::torrent_flags::seed_mode;
+            atp.upload_limit = 128 << 10;  // a torrent's limit covers local peers too
+        }
+        atp.peers = peers;
+        if (paced) {
+            atp.extensions.push_back([ti = info](const lt::torrent_handle& h, lt::client_data_t) {
+                return ezio::make_paced_plugin(h, ti, ezio::PacingConfig{});
+            });
+        }
+        torrents.push_back(sessions.back()->add_torrent(std::move(atp)));
+        return torrents.back();
+    }
+
+    lt::tcp::endpoint endpoint(std::size_t node) const {
+        return {lt::make_address("127.0.0.1"),
+                static_cast<std::uint16_t>(sessions.at(node)->listen_port())};
+    }
+};
+
+// Polls `done` for up to `limit`; true once it holds.
+template <typename F>
+bool wait_for(F done, std::chrono::milliseconds limit) {
+    const auto end = Clock::now() + limit;
+    while (Clock::now() < end) {
+        if (done())
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return done();
+}
+
+bool connected_to(const lt::torrent_handle& h, const lt::tcp::endpoint& ep) {
+    std::vector<lt::peer_info> peers;
+    h.get_peer_info(peers);
+    for (const auto& p : peers)
+        if (p.ip == ep)
+            return true;
+    return false;
+}
+
+struct Result {
+    bool r1_met_seed = false;
+    bool r2_met_seed = false;
+    bool r2_dialed_r1 = false;  // R2 connected out to R1's listen port
+    int r1_peers = 0;
+};
+
+Result run(bool paced) {
+    const ezio::test::TempDir tmp;
+    const fs::path& dir = tmp.path;
+    Result out;
+    {
+        Swarm s(dir);
+        const auto seed = s.add(true, paced, {});
+        EXPECT_TRUE(wait_for(
+            [&] {
+                return s.sessions[0]->listen_port() > 0 &&
+                       seed.status().state == lt::torrent_status::seeding;
+            },
+            std::chrono::seconds(10)));
+        const auto r1 = s.add(false, paced, {s.endpoint(0)});
+        out.r1_met_seed =
+            wait_for([&] { return connected_to(r1, s.endpoint(0)); }, std::chrono::seconds(10));
+        const auto r2 = s.add(false, paced, {s.endpoint(0)});
+        out.r2_met_seed =
+            wait_for([&] { return connected_to(r2, s.endpoint(0)); }, std::chrono::seconds(10));
+        // Introduced, R2 dials R1 within a round trip and a libtorrent
+        // tick; 3 s is far more than that, and far less than the download
+        // (4 MiB at 128 KiB/s from the seed).
+        out.r2_dialed_r1 =
+            wait_for([&] { return connected_to(r2, s.endpoint(1)); }, std::chrono::seconds(3));
+        out.r1_peers = r1.status().num_peers;
+        EXPECT_FALSE(r1.status().is_seeding) << "the swarm finished before we looked";
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST(PacedSeed, SeedIntroducesANewReceiverToTheOthers) {
+    const Result r = run(true);
+    ASSERT_TRUE(r.r1_met_seed);
+    ASSERT_TRUE(r.r2_met_seed);
+    EXPECT_TRUE(r.r2_dialed_r1);
+    EXPECT_EQ(r.r1_peers, 2);  // the seed and R2
+}
+
+// The control: the same swarm without the plugin (and without peer
+// exchange) leaves the two receivers apart, so the test above sees the
+// introduction and nothing else.
+TEST(PacedSeed, WithoutPacingReceiversGivenOnlyTheSeedDoNotMeet) {
+    const Result r = run(false);
+    ASSERT_TRUE(r.r1_met_seed);
+    ASSERT_TRUE(r.r2_met_seed);
+    EXPECT_FALSE(r.r2_dialed_r1);
+    EXPECT_EQ(r.r1_peers, 1);
+}
