@@ -143,9 +143,11 @@ class PacedPeer final : public lt::peer_plugin {
             // Where it accepts connections: its address as we see it, the
             // port it listens on ("p"; none if it does not listen).
             const auto port = h.dict_find_int_value("p", 0);
+            lt::address address = pc_.remote().address();
+            if (address.is_v6() && address.to_v6().is_v4_mapped())
+                address = lt::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6());
             if (port > 0 && port <= 65535)
-                listen_ =
-                    lt::tcp::endpoint(pc_.remote().address(), static_cast<std::uint16_t>(port));
+                listen_ = lt::tcp::endpoint(address, static_cast<std::uint16_t>(port));
             if (const auto m = h.dict_find_dict("m"))
                 peers_msg_ = static_cast<int>(m.dict_find_int_value(kPeersKey, 0));
             torrent_->attach(*this);
@@ -217,8 +219,9 @@ class PacedPeer final : public lt::peer_plugin {
             return false;
         if (length > kMaxPeersMessage || static_cast<int>(body.size()) < length)
             return true;  // ignored, or not all of it here yet
-        if (!paced_)
-            return true;  // only a pacing seed introduces
+        if (!paced_ || introduced_)
+            return true;  // only a pacing seed introduces, once
+        introduced_ = true;
         lt::error_code ec;
         const lt::bdecode_node m = lt::bdecode(body.first(length), ec);
         if (ec || m.type() != lt::bdecode_node::dict_t)
@@ -332,6 +335,7 @@ class PacedPeer final : public lt::peer_plugin {
     bool as_seed_ = false;                     // we announced ourselves as a pacing seed
     bool pacing_ = false;                      // we pace this receiver
     bool paced_ = false;                       // this seed paces us
+    bool introduced_ = false;                  // it introduced us to others
 };
 
 std::shared_ptr<lt::peer_plugin> PacedTorrent::new_connection(
