@@ -1,14 +1,41 @@
 #include "hash_pool.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include <libtorrent/hasher.hpp>
+
+#include "sigbus_guard.hpp"
 
 namespace ezio {
 namespace {
 
 constexpr std::size_t kBlock = 16 * 1024;  // BEP 52 leaf block size
+
+struct MappedRead {
+    lt::hasher* hasher;
+    const char* data;
+    std::size_t bytes;
+};
+
+// Runs under read_mapped_guarded: owns nothing, so a jump out of it leaks
+// nothing.
+void hash_mapped(void* arg) {
+    const auto* r = static_cast<const MappedRead*>(arg);
+    r->hasher->update(r->data, static_cast<int>(r->bytes));
+}
+
+// SHA-1 of a mapped piece; nullopt when a page of it could not be read.
+std::optional<lt::sha1_hash> sha1_of_mapped(const MappedPiece& m, std::size_t bytes) {
+    lt::hasher h;
+    MappedRead r{&h, m.data, bytes};
+    if (!read_mapped_guarded(static_cast<const char*>(m.map), m.map_len, hash_mapped, &r))
+        return std::nullopt;
+    return h.final();
+}
 
 }  // namespace
 
@@ -31,12 +58,12 @@ lt::sha256_hash merkle_piece_root(const char* data, std::size_t bytes, std::size
 }
 
 HashPool::HashPool(int threads, std::size_t buffer_size, std::size_t buffers)
-    : buffer_size_(buffer_size) {
+    : buffer_size_(buffer_size), max_mapped_(std::max<std::size_t>(buffers, 1)) {
     threads = std::max(threads, 1);
     buffers = std::max<std::size_t>(buffers, 1);
     storage_.reserve(buffers);
     free_.reserve(buffers);
-    for (std::size_t i = 0; i < buffers; ++i) {
+    for (std::size_t i = 0; buffer_size > 0 && i < buffers; ++i) {
         // Not value-initialised: zeroing hundreds of MiB the reader is about
         // to overwrite would cost as much as hashing them.
         storage_.push_back(std::unique_ptr<char[]>(new char[buffer_size]));
@@ -67,6 +94,9 @@ HashPool::~HashPool() {
     work_ready_.notify_all();
     for (auto& t : workers_)
         t.join();
+    for (const auto& job : queue_)
+        if (job.buf == nullptr)
+            (void)::munmap(job.mapped.map, job.mapped.map_len);  // only EINVAL, on bad arguments
 }
 
 char* HashPool::acquire() {
@@ -92,10 +122,33 @@ void HashPool::submit(char* buf, const PieceTask& task) {
             if (end > sub_.size())
                 sub_.resize(end);
         }
-        queue_.push_back(Job{buf, task});
+        queue_.push_back(Job{buf, MappedPiece{}, task});
         ++in_flight_;
     }
     work_ready_.notify_one();
+}
+
+void HashPool::submit_mapped(const MappedPiece& piece, const PieceTask& task) {
+    {
+        std::unique_lock lock(mutex_);
+        buffer_free_.wait(lock, [this] { return mapped_in_flight_ < max_mapped_; });
+        if (task.index >= v1_.size()) {
+            v1_.resize(task.index + 1);
+            v2_.resize(task.index + 1);
+        }
+        PieceTask v1_only;
+        v1_only.index = task.index;
+        v1_only.v1_bytes = task.v1_bytes;
+        queue_.push_back(Job{nullptr, piece, v1_only});
+        ++in_flight_;
+        ++mapped_in_flight_;
+    }
+    work_ready_.notify_one();
+}
+
+std::optional<std::size_t> HashPool::first_failure() {
+    std::lock_guard lock(mutex_);
+    return first_failure_;
 }
 
 void HashPool::finish() {
@@ -115,8 +168,26 @@ void HashPool::run() {
             queue_.pop_front();
         }
 
-        // The expensive part runs without the lock.
         const auto& t = job.task;
+        if (job.buf == nullptr) {
+            const auto v1 = sha1_of_mapped(job.mapped, t.v1_bytes);
+            // munmap fails only on arguments mmap did not return.
+            const bool unmapped = ::munmap(job.mapped.map, job.mapped.map_len) == 0;
+            {
+                std::lock_guard lock(mutex_);
+                if (v1 && unmapped) {
+                    v1_[t.index] = *v1;
+                } else if (!first_failure_ || t.index < *first_failure_) {
+                    first_failure_ = t.index;
+                }
+                --in_flight_;
+                --mapped_in_flight_;
+            }
+            buffer_free_.notify_one();
+            continue;
+        }
+
+        // The expensive part runs without the lock.
         const lt::sha1_hash v1 = lt::hasher(job.buf, static_cast<int>(t.v1_bytes)).final();
         lt::sha256_hash v2{};
         if (t.v2_leaves > 0)

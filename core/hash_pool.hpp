@@ -9,11 +9,16 @@
 //   pool.finish();                // waits for every submitted task
 //   pool.v1_hashes()[i], pool.v2_roots()[i]
 //
+// Or, instead of acquire() and submit(), a piece mapped from its file:
+//   pool.submit_mapped(mapped, task);  // hashed in place, then unmapped
+//
 // Pieces may complete in any order; results are stored by task.index. The
 // pool owns its buffers; a buffer belongs to the producer between acquire()
-// and submit(). Hashing cannot fail, so workers never throw. The destructor
-// stops and joins the workers (also when the producer leaves by exception
-// with buffers outstanding).
+// and submit(). Hashing a buffer cannot fail and workers never throw; a
+// mapped piece whose pages the kernel cannot supply (SIGBUS: the file shrank,
+// or the device failed to read) is recorded in first_failure(). The
+// destructor stops and joins the workers (also when the producer leaves by
+// exception with buffers outstanding) and unmaps pieces never hashed.
 #pragma once
 
 #include <condition_variable>
@@ -21,6 +26,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -47,10 +53,19 @@ struct PieceTask {
     std::size_t sub_first = 0;
 };
 
+// A piece in a read-only file mapping: `map` and `map_len` as mmap returned
+// them, the piece's bytes starting at `data` inside it.
+struct MappedPiece {
+    void* map = nullptr;
+    std::size_t map_len = 0;
+    const char* data = nullptr;
+};
+
 class HashPool {
   public:
     // `threads` workers (>= 1), `buffers` buffers (>= 1) of `buffer_size`
-    // bytes each. Throws std::bad_alloc / std::system_error on resource
+    // bytes each (0 for a pool of mapped pieces only); `buffers` also bounds
+    // the mapped pieces in flight. Throws std::bad_alloc / std::system_error on resource
     // exhaustion.
     HashPool(int threads, std::size_t buffer_size, std::size_t buffers);
     ~HashPool();
@@ -64,8 +79,14 @@ class HashPool {
     // Queues `buf` (from acquire()) for hashing; the producer must not touch
     // it afterwards.
     void submit(char* buf, const PieceTask& task);
+    // Queues a mapped piece for its v1 hash (no v2 or sub-pieces); the pool
+    // unmaps it once hashed. Blocks while `buffers` mapped pieces are queued
+    // or being hashed, so no more of the file than that is mapped at once.
+    void submit_mapped(const MappedPiece& piece, const PieceTask& task);
     // Blocks until every submitted task is hashed.
     void finish();
+    // The lowest index of a mapped piece that could not be read, if any.
+    std::optional<std::size_t> first_failure();
 
     // Results by piece index, valid after finish(). Slots of indices never
     // submitted are all-zero; v2 roots are all-zero for tasks with no leaves.
@@ -75,7 +96,8 @@ class HashPool {
 
   private:
     struct Job {
-        char* buf;
+        char* buf;  // pool buffer, or nullptr for a mapped piece
+        MappedPiece mapped;
         PieceTask task;
     };
     void run();
@@ -88,7 +110,10 @@ class HashPool {
     std::condition_variable buffer_free_;  // a buffer came back, or a job finished
     std::vector<char*> free_;
     std::deque<Job> queue_;
-    std::size_t in_flight_ = 0;  // queued + being hashed
+    std::size_t in_flight_ = 0;         // queued + being hashed
+    std::size_t mapped_in_flight_ = 0;  // of which mapped pieces
+    std::size_t max_mapped_;
+    std::optional<std::size_t> first_failure_;
     bool stop_ = false;
     std::vector<lt::sha1_hash> v1_;
     std::vector<lt::sha256_hash> v2_;

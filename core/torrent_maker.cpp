@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>  // BLKGETSIZE64
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iterator>
+#include <optional>
 #include <thread>
 
 #include <libtorrent/bencode.hpp>
@@ -276,6 +278,70 @@ OpenedImage inspect(int fd, const std::string& path) {
     return img;
 }
 
+// The size of the file or device behind `fd` now, if it can be told.
+std::optional<std::uint64_t> current_size(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        return std::nullopt;
+    std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+    if (S_ISBLK(st.st_mode) && ::ioctl(fd, BLKGETSIZE64, &size) != 0)
+        return std::nullopt;
+    return size;
+}
+
+// v1 piece hashes of the whole image, each piece mapped read-only and hashed
+// in place by the pool's workers. nullopt when the file cannot be mapped at
+// all (a file system without mmap): the caller reads it instead.
+std::optional<std::vector<lt::sha1_hash>> hash_mapped_image(int fd, const std::string& path,
+                                                            const OpenedImage& img,
+                                                            std::uint64_t piece, int threads,
+                                                            std::uint64_t in_flight,
+                                                            const MakeTorrentOptions& o) {
+    const long page_size = ::sysconf(_SC_PAGESIZE);
+    if (page_size <= 0)
+        return std::nullopt;
+    const auto page = static_cast<std::uint64_t>(page_size);
+    HashPool pool(threads, 0, static_cast<std::size_t>(in_flight));
+    std::uint64_t off = 0;
+    for (std::size_t index = 0; off < img.size; ++index) {
+        const std::uint64_t len = std::min(piece, img.size - off);
+        const std::uint64_t map_off = off - off % page;  // pieces of 16 KiB on 64 KiB pages
+        const auto map_len = static_cast<std::size_t>(len + (off - map_off));
+        void* map =
+            ::mmap(nullptr, map_len, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(map_off));
+        if (map == MAP_FAILED) {
+            if (off == 0)
+                return std::nullopt;
+            throw Error(Errc::IoError, "cannot map " + path + " at offset " + std::to_string(off) +
+                                           ": " + errno_text());
+        }
+        // Starts reading the whole piece from a device at once, instead of
+        // page fault by page fault. Only advice: failure changes nothing but
+        // speed.
+        (void)::madvise(map, map_len, MADV_WILLNEED);
+        PieceTask t;
+        t.index = index;
+        t.v1_bytes = static_cast<std::size_t>(len);
+        pool.submit_mapped({map, map_len, static_cast<const char*>(map) + (off - map_off)}, t);
+        off += len;
+        if (o.progress)
+            o.progress(off, img.size);
+        if (pool.first_failure())
+            break;
+    }
+    pool.finish();
+    if (const auto failed = pool.first_failure()) {
+        const std::uint64_t at = *failed * piece;
+        const auto now = current_size(fd);
+        if (now && *now < std::min(at + piece, img.size))
+            throw Error(Errc::IoError, path + " ended at offset " + std::to_string(*now) +
+                                           ", before its size when opened (did it shrink?)");
+        throw Error(Errc::IoError, "cannot read " + path + " in the " + std::to_string(piece) +
+                                       " bytes from offset " + std::to_string(at) + ": I/O error");
+    }
+    return pool.v1_hashes();
+}
+
 MakeTorrentResult image_torrent(int fd, const std::string& path, const MakeTorrentOptions& o) {
     check_common(o);
     if (!o.data_source.empty())
@@ -315,6 +381,18 @@ MakeTorrentResult image_torrent(int fd, const std::string& path, const MakeTorre
     // Reading sequentially; a larger readahead helps block devices. Only
     // advice: failure changes nothing but speed.
     (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+
+    // A whole image in pieces of its own bytes: hashed in place from the page
+    // cache, saving the copy a read() makes (a fifth of the CPU time).
+    if (!o.skip_zero && !o.hybrid) {
+        if (auto v1 = hash_mapped_image(fd, path, img, piece, threads, buffers, o)) {
+            MakeTorrentResult r = generate(o.name, {{hex32(0), img.size}}, static_cast<int>(piece),
+                                           *v1, {}, o, Errc::Failed, path);
+            r.source = img.kind;
+            r.source_bytes = img.size;
+            return r;
+        }
+    }
 
     const LayoutLimits limits;
     // Hybrid torrents carry a pad file per extent.

@@ -541,16 +541,33 @@ TEST_F(ImageTorrent, Errors) {
     expect_error([&] { ezio::make_torrent_from_image(img, named("a/b")); }, Errc::InvalidArgs);
 }
 
+// Both ways of reading: whole images are hashed from a mapping of the file
+// (a page past the new end raises SIGBUS), --skip-zero reads into buffers.
 TEST_F(ImageTorrent, ImageShrinkingWhileReadIsAnIoError) {
-    const auto img = write("disk.img", patterned_image());
-    auto o = named("x");
-    o.piece_size = kPiece;
-    o.progress = [&](std::uint64_t done, std::uint64_t) {
-        if (done >= 2 * static_cast<std::uint64_t>(kPiece)) {
-            ASSERT_EQ(::truncate(img.c_str(), kPiece), 0);
-        }
-    };
-    expect_error([&] { ezio::make_torrent_from_image(img, o); }, Errc::IoError,
+    for (const bool skip_zero : {false, true}) {
+        const auto img = write("disk.img", patterned_image());
+        auto o = named("x");
+        o.piece_size = kPiece;
+        o.skip_zero = skip_zero;
+        o.progress = [&](std::uint64_t done, std::uint64_t) {
+            if (done >= 2 * static_cast<std::uint64_t>(kPiece)) {
+                ASSERT_EQ(::truncate(img.c_str(), kPiece), 0);
+            }
+        };
+        expect_error([&] { ezio::make_torrent_from_image(img, o); }, Errc::IoError,
+                     "before its size when opened");
+    }
+}
+
+// A file whose file system cannot map it is read instead: a sysfs attribute
+// says it is 4096 bytes but holds a few, which only the reading path can
+// notice (a mapping would fail with ENODEV first).
+TEST_F(ImageTorrent, UnmappableFileIsRead) {
+    const std::string attr = "/sys/kernel/uevent_seqnum";
+    struct stat st {};
+    if (::stat(attr.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
+        GTEST_SKIP() << attr << " is not a sized regular file here; nothing unmappable to try";
+    expect_error([&] { ezio::make_torrent_from_image(attr, named("x")); }, Errc::IoError,
                  "before its size when opened");
 }
 
