@@ -15,6 +15,7 @@
 #include <libtorrent/bencode.hpp>
 #include <libtorrent/bitfield.hpp>
 #include <libtorrent/entry.hpp>
+#include <libtorrent/peer_connection.hpp>
 #include <libtorrent/peer_connection_handle.hpp>
 #include <libtorrent/peer_info.hpp>
 #include <libtorrent/socket_io.hpp>
@@ -66,6 +67,9 @@ class PacedTorrent final : public lt::torrent_plugin,
     const PacingConfig& config() const { return config_; }
     NoDelayReport* nodelay_report() const { return nodelay_report_.get(); }
     int pieces() const { return pieces_; }
+    int blocks_per_piece() const {
+        return (piece_length_ + lt::default_block_size - 1) / lt::default_block_size;
+    }
     int piece_size(int piece) const { return ti_->piece_size(lt::piece_index_t{piece}); }
     void attach(PacedPeer& peer);
     void detach(PacedPeer& peer);
@@ -106,6 +110,15 @@ class PacedTorrent final : public lt::torrent_plugin,
     std::set<PacedPeer*> peers_;
     std::minstd_rand rng_{std::random_device{}()};
 };
+
+// Makes the connection's piece picks ask for `blocks` contiguous blocks at
+// a time. The setter is inline in libtorrent's header (web seed connections
+// use it to fetch whole ranges); the class is not exported, so this file is
+// built without UBSan's vptr check, which needs its type information.
+void request_contiguous(const lt::peer_connection_handle& pc, int blocks) {
+    if (const auto c = pc.native_handle())
+        c->prefer_contiguous_blocks(blocks);
+}
 
 class PacedPeer final : public lt::peer_plugin {
     PacingConfig config_;
@@ -153,6 +166,9 @@ class PacedPeer final : public lt::peer_plugin {
             torrent_->attach(*this);
         } else if (!as_seed_ && h.dict_find_int_value(kSeedKey, 0) == 1) {
             paced_ = true;
+            const int blocks = config_.seed_request_blocks;
+            if (blocks > 0 && torrent_->blocks_per_piece() > blocks)
+                request_contiguous(pc_, blocks);
         }
         // HAVE messages drive a paced transfer: none may wait for an ACK.
         if (pacing_ || paced_)

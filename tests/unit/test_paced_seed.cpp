@@ -1,8 +1,9 @@
-// Paced seeding's introductions (core/paced_seed.hpp): a pacing seed tells
-// each new receiver where the receivers it already paces listen, and the
-// newcomer connects to them. Three bare libtorrent sessions on 127.0.0.1,
-// peer exchange, DHT and Local Service Discovery off: without the plugin,
-// two receivers given only the seed never meet.
+// Paced seeding (core/paced_seed.hpp) between bare libtorrent sessions on
+// 127.0.0.1, peer exchange, DHT and Local Service Discovery off:
+// - introductions: a pacing seed tells each new receiver where the
+//   receivers it already paces listen, and the newcomer connects to them;
+//   without the plugin, two receivers given only the seed never meet;
+// - a receiver of large pieces asks its seed for many blocks per pick.
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -14,11 +15,13 @@
 #include <gtest/gtest.h>
 
 #include <libtorrent/add_torrent_params.hpp>
+#include <libtorrent/alert_types.hpp>
 #include <libtorrent/bencode.hpp>
 #include <libtorrent/create_torrent.hpp>
 #include <libtorrent/hasher.hpp>
 #include <libtorrent/peer_info.hpp>
 #include <libtorrent/session.hpp>
+#include <libtorrent/session_stats.hpp>
 #include <libtorrent/settings_pack.hpp>
 #include <libtorrent/torrent_flags.hpp>
 #include <libtorrent/torrent_handle.hpp>
@@ -49,6 +52,8 @@ lt::settings_pack settings() {
     // loaded machine is retried within seconds, not a minute.
     sp.set_int(lt::settings_pack::peer_connect_timeout, 5);
     sp.set_int(lt::settings_pack::min_reconnect_time, 1);
+    // As eziod does: block by block, not whole pieces from a fast peer.
+    sp.set_int(lt::settings_pack::whole_pieces_threshold, 0);
     return sp;
 }
 
@@ -58,10 +63,11 @@ struct Swarm {
     std::vector<std::unique_ptr<lt::session>> sessions;
     std::vector<lt::torrent_handle> torrents;
 
-    explicit Swarm(const fs::path& d) : dir(d) {
-        constexpr std::int64_t kSize = 4 << 20;
-        constexpr int kPiece = 65536;
-        std::vector<char> data(kSize);
+    // `seed_rate`: the seed's upload limit in bytes/s (0: none).
+    explicit Swarm(const fs::path& d, std::int64_t kSize = 4 << 20, int kPiece = 65536,
+                   int seed_rate = 128 << 10, ezio::PacingConfig pacing = {})
+        : dir(d), seed_rate_(seed_rate), pacing_(pacing) {
+        std::vector<char> data(static_cast<std::size_t>(kSize));
         std::mt19937_64 rng(11);
         for (auto& c : data)
             c = static_cast<char>(rng());
@@ -92,17 +98,21 @@ struct Swarm {
         atp.flags |= lt::torrent_flags::disable_pex;
         if (seed) {
             atp.flags |= lt::torrent_flags::seed_mode;
-            atp.upload_limit = 128 << 10;  // a torrent's limit covers local peers too
+            atp.upload_limit = seed_rate_;  // a torrent's limit covers local peers too
         }
         atp.peers = peers;
         if (paced) {
-            atp.extensions.push_back([ti = info](const lt::torrent_handle& h, lt::client_data_t) {
-                return ezio::make_paced_plugin(h, ti, ezio::PacingConfig{});
-            });
+            atp.extensions.push_back(
+                [ti = info, c = pacing_](const lt::torrent_handle& h, lt::client_data_t) {
+                    return ezio::make_paced_plugin(h, ti, c);
+                });
         }
         torrents.push_back(sessions.back()->add_torrent(std::move(atp)));
         return torrents.back();
     }
+
+    int seed_rate_;
+    ezio::PacingConfig pacing_;
 
     lt::tcp::endpoint endpoint(std::size_t node) const {
         return {lt::make_address("127.0.0.1"),
@@ -193,4 +203,56 @@ TEST(PacedSeed, WithoutPacingReceiversGivenOnlyTheSeedDoNotMeet) {
     ASSERT_TRUE(r.r2_met_seed);
     EXPECT_FALSE(r.r2_dialed_r1);
     EXPECT_EQ(r.r1_peers, 1);
+}
+
+namespace {
+
+// A session counter, from a stats snapshot.
+std::int64_t session_counter(lt::session& s, const char* name) {
+    const int idx = lt::find_metric_idx(name);
+    EXPECT_GE(idx, 0) << name;
+    s.post_session_stats();
+    const auto end = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < end) {
+        s.wait_for_alert(std::chrono::milliseconds(100));
+        std::vector<lt::alert*> alerts;
+        s.pop_alerts(&alerts);
+        for (lt::alert* a : alerts)
+            if (auto* st = lt::alert_cast<lt::session_stats_alert>(a))
+                return st->counters()[static_cast<std::size_t>(idx)];
+    }
+    ADD_FAILURE() << "no session stats";
+    return -1;
+}
+
+// Picks the receiver's libtorrent made for blocks that arrived, in a whole
+// download of 8 MiB in 2 MiB pieces (512 blocks, 128 to a piece) from a
+// pacing seed.
+std::int64_t picks_downloading_from_seed(int seed_request_blocks) {
+    const ezio::test::TempDir tmp;
+    ezio::PacingConfig pacing;
+    pacing.seed_request_blocks = seed_request_blocks;
+    Swarm s(tmp.path, 8 << 20, 2 << 20, 0, pacing);
+    const auto seed = s.add(true, true, {});
+    EXPECT_TRUE(wait_for(
+        [&] {
+            return s.sessions[0]->listen_port() > 0 &&
+                   seed.status().state == lt::torrent_status::seeding;
+        },
+        std::chrono::seconds(10)));
+    const auto r = s.add(false, true, {s.endpoint(0)});
+    EXPECT_TRUE(wait_for([&] { return r.status().is_seeding; }, std::chrono::seconds(30)))
+        << "the receiver did not complete the download";
+    return session_counter(*s.sessions[1], "picker.incoming_piece_picks");
+}
+
+}  // namespace
+
+TEST(PacedSeed, ReceiverAsksItsSeedForManyBlocksPerPick) {
+    // 64 blocks at a time: 8 picks would do (9 measured). Block by block,
+    // a pick per block or two that arrives (256 measured).
+    const std::int64_t batched = picks_downloading_from_seed(64);
+    const std::int64_t single = picks_downloading_from_seed(0);
+    EXPECT_LE(batched, 32) << "block by block: " << single;
+    EXPECT_GE(single, 128) << "64 blocks a pick: " << batched;
 }
