@@ -143,6 +143,17 @@ bool connected_to(const lt::torrent_handle& h, const lt::tcp::endpoint& ep) {
     return false;
 }
 
+// Adds the seed (node 0) and waits until it listens and seeds.
+void add_seed(Swarm& s, bool paced) {
+    const auto seed = s.add(true, paced, {});
+    EXPECT_TRUE(wait_for(
+        [&] {
+            return s.sessions[0]->listen_port() > 0 &&
+                   seed.status().state == lt::torrent_status::seeding;
+        },
+        std::chrono::seconds(10)));
+}
+
 struct Result {
     bool r1_met_seed = false;
     bool r2_met_seed = false;
@@ -156,13 +167,7 @@ Result run(bool paced) {
     Result out;
     {
         Swarm s(dir);
-        const auto seed = s.add(true, paced, {});
-        EXPECT_TRUE(wait_for(
-            [&] {
-                return s.sessions[0]->listen_port() > 0 &&
-                       seed.status().state == lt::torrent_status::seeding;
-            },
-            std::chrono::seconds(10)));
+        add_seed(s, paced);
         const auto r1 = s.add(false, paced, {s.endpoint(0)});
         out.r1_met_seed =
             wait_for([&] { return connected_to(r1, s.endpoint(0)); }, std::chrono::seconds(10));
@@ -233,13 +238,7 @@ std::int64_t picks_downloading_from_seed(int seed_request_blocks) {
     ezio::PacingConfig pacing;
     pacing.seed_request_blocks = seed_request_blocks;
     Swarm s(tmp.path, 8 << 20, 2 << 20, 0, pacing);
-    const auto seed = s.add(true, true, {});
-    EXPECT_TRUE(wait_for(
-        [&] {
-            return s.sessions[0]->listen_port() > 0 &&
-                   seed.status().state == lt::torrent_status::seeding;
-        },
-        std::chrono::seconds(10)));
+    add_seed(s, true);
     const auto r = s.add(false, true, {s.endpoint(0)});
     EXPECT_TRUE(wait_for([&] { return r.status().is_seeding; }, std::chrono::seconds(30)))
         << "the receiver did not complete the download";
