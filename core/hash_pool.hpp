@@ -65,8 +65,8 @@ class HashPool {
   public:
     // `threads` workers (>= 1), `buffers` buffers (>= 1) of `buffer_size`
     // bytes each (0 for a pool of mapped pieces only); `buffers` also bounds
-    // the mapped pieces in flight. Throws std::bad_alloc / std::system_error on resource
-    // exhaustion.
+    // the mapped pieces in flight. Throws std::bad_alloc / std::system_error
+    // on resource exhaustion.
     HashPool(int threads, std::size_t buffer_size, std::size_t buffers);
     ~HashPool();
     HashPool(const HashPool&) = delete;
