@@ -29,9 +29,9 @@ void hash_mapped(void* arg) {
 }
 
 // SHA-1 of a mapped piece; nullopt when a page of it could not be read.
-std::optional<lt::sha1_hash> sha1_of_mapped(const MappedPiece& m, std::size_t bytes) {
+std::optional<lt::sha1_hash> sha1_of_mapped(const MappedPiece& m) {
     lt::hasher h;
-    MappedRead r{&h, m.data, bytes};
+    MappedRead r{&h, m.data, m.bytes};
     if (!read_mapped_guarded(static_cast<const char*>(m.map), m.map_len, hash_mapped, &r))
         return std::nullopt;
     return h.final();
@@ -128,18 +128,17 @@ void HashPool::submit(char* buf, const PieceTask& task) {
     work_ready_.notify_one();
 }
 
-void HashPool::submit_mapped(const MappedPiece& piece, const PieceTask& task) {
+void HashPool::submit_mapped(const MappedPiece& piece, std::size_t index) {
     {
         std::unique_lock lock(mutex_);
         buffer_free_.wait(lock, [this] { return mapped_in_flight_ < max_mapped_; });
-        if (task.index >= v1_.size()) {
-            v1_.resize(task.index + 1);
-            v2_.resize(task.index + 1);
+        if (index >= v1_.size()) {
+            v1_.resize(index + 1);
+            v2_.resize(index + 1);
         }
-        PieceTask v1_only;
-        v1_only.index = task.index;
-        v1_only.v1_bytes = task.v1_bytes;
-        queue_.push_back(Job{nullptr, piece, v1_only});
+        PieceTask task;
+        task.index = index;
+        queue_.push_back(Job{nullptr, piece, task});
         ++in_flight_;
         ++mapped_in_flight_;
     }
@@ -170,7 +169,7 @@ void HashPool::run() {
 
         const auto& t = job.task;
         if (job.buf == nullptr) {
-            const auto v1 = sha1_of_mapped(job.mapped, t.v1_bytes);
+            const auto v1 = sha1_of_mapped(job.mapped);
             // munmap fails only on arguments mmap did not return.
             const bool unmapped = ::munmap(job.mapped.map, job.mapped.map_len) == 0;
             {

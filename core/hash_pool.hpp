@@ -10,7 +10,7 @@
 //   pool.v1_hashes()[i], pool.v2_roots()[i]
 //
 // Or, instead of acquire() and submit(), a piece mapped from its file:
-//   pool.submit_mapped(mapped, task);  // hashed in place, then unmapped
+//   pool.submit_mapped(mapped, index);  // hashed in place, then unmapped
 //
 // Pieces may complete in any order; results are stored by task.index. The
 // pool owns its buffers; a buffer belongs to the producer between acquire()
@@ -54,11 +54,12 @@ struct PieceTask {
 };
 
 // A piece in a read-only file mapping: `map` and `map_len` as mmap returned
-// them, the piece's bytes starting at `data` inside it.
+// them, the piece's `bytes` starting at `data` inside it.
 struct MappedPiece {
     void* map = nullptr;
     std::size_t map_len = 0;
     const char* data = nullptr;
+    std::size_t bytes = 0;
 };
 
 class HashPool {
@@ -79,10 +80,11 @@ class HashPool {
     // Queues `buf` (from acquire()) for hashing; the producer must not touch
     // it afterwards.
     void submit(char* buf, const PieceTask& task);
-    // Queues a mapped piece for its v1 hash (no v2 or sub-pieces); the pool
-    // unmaps it once hashed. Blocks while `buffers` mapped pieces are queued
-    // or being hashed, so no more of the file than that is mapped at once.
-    void submit_mapped(const MappedPiece& piece, const PieceTask& task);
+    // Queues a mapped piece for its v1 hash at `index` (no v2 or
+    // sub-pieces); the pool unmaps it once hashed. Blocks while `buffers`
+    // mapped pieces are queued or being hashed, so no more of the file than
+    // that is mapped at once.
+    void submit_mapped(const MappedPiece& piece, std::size_t index);
     // Blocks until every submitted task is hashed.
     void finish();
     // The lowest index of a mapped piece that could not be read, if any.

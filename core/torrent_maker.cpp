@@ -256,37 +256,32 @@ struct OpenedImage {
     TorrentSource kind = TorrentSource::ImageFile;
 };
 
+// The size of the file or block device `fd`, described by `st`; nullopt
+// (errno set) when a device's size cannot be read.
+std::optional<std::uint64_t> size_of(int fd, const struct stat& st) {
+    if (!S_ISBLK(st.st_mode))
+        return static_cast<std::uint64_t>(st.st_size);
+    std::uint64_t size = 0;
+    if (::ioctl(fd, BLKGETSIZE64, &size) != 0)
+        return std::nullopt;
+    return size;
+}
+
 OpenedImage inspect(int fd, const std::string& path) {
     struct stat st {};
     if (::fstat(fd, &st) != 0)
         throw Error(Errc::InvalidArgs, "cannot stat " + path + ": " + errno_text());
-    OpenedImage img;
-    if (S_ISBLK(st.st_mode)) {
-        std::uint64_t size = 0;
-        if (::ioctl(fd, BLKGETSIZE64, &size) != 0)
-            throw Error(Errc::InvalidArgs, "cannot get the size of " + path + ": " + errno_text());
-        img.size = size;
-        img.kind = TorrentSource::BlockDevice;
-    } else if (S_ISREG(st.st_mode)) {
-        img.size = static_cast<std::uint64_t>(st.st_size);
-        img.kind = TorrentSource::ImageFile;
-    } else {
+    if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
         throw Error(Errc::InvalidArgs, path + " is neither a regular file nor a block device");
-    }
+    const auto size = size_of(fd, st);
+    if (!size)
+        throw Error(Errc::InvalidArgs, "cannot get the size of " + path + ": " + errno_text());
+    OpenedImage img;
+    img.size = *size;
+    img.kind = S_ISBLK(st.st_mode) ? TorrentSource::BlockDevice : TorrentSource::ImageFile;
     if (img.size == 0)
         throw Error(Errc::InvalidArgs, path + " is empty");
     return img;
-}
-
-// The size of the file or device behind `fd` now, if it can be told.
-std::optional<std::uint64_t> current_size(int fd) {
-    struct stat st {};
-    if (::fstat(fd, &st) != 0)
-        return std::nullopt;
-    std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
-    if (S_ISBLK(st.st_mode) && ::ioctl(fd, BLKGETSIZE64, &size) != 0)
-        return std::nullopt;
-    return size;
 }
 
 // v1 piece hashes of the whole image, each piece mapped read-only and hashed
@@ -319,10 +314,9 @@ std::optional<std::vector<lt::sha1_hash>> hash_mapped_image(int fd, const std::s
         // page fault by page fault. Only advice: failure changes nothing but
         // speed.
         (void)::madvise(map, map_len, MADV_WILLNEED);
-        PieceTask t;
-        t.index = index;
-        t.v1_bytes = static_cast<std::size_t>(len);
-        pool.submit_mapped({map, map_len, static_cast<const char*>(map) + (off - map_off)}, t);
+        pool.submit_mapped({map, map_len, static_cast<const char*>(map) + (off - map_off),
+                            static_cast<std::size_t>(len)},
+                           index);
         off += len;
         if (o.progress)
             o.progress(off, img.size);
@@ -332,7 +326,8 @@ std::optional<std::vector<lt::sha1_hash>> hash_mapped_image(int fd, const std::s
     pool.finish();
     if (const auto failed = pool.first_failure()) {
         const std::uint64_t at = *failed * piece;
-        const auto now = current_size(fd);
+        struct stat st {};
+        const auto now = ::fstat(fd, &st) == 0 ? size_of(fd, st) : std::nullopt;
         if (now && *now < std::min(at + piece, img.size))
             throw Error(Errc::IoError, path + " ended at offset " + std::to_string(*now) +
                                            ", before its size when opened (did it shrink?)");
@@ -378,10 +373,6 @@ MakeTorrentResult image_torrent(int fd, const std::string& path, const MakeTorre
     threads =
         static_cast<int>(std::min<std::uint64_t>(static_cast<std::uint64_t>(threads), buffers - 1));
 
-    // Reading sequentially; a larger readahead helps block devices. Only
-    // advice: failure changes nothing but speed.
-    (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-
     // A whole image in pieces of its own bytes: hashed in place from the page
     // cache, saving the copy a read() makes (a fifth of the CPU time).
     if (!o.skip_zero && !o.hybrid) {
@@ -393,6 +384,10 @@ MakeTorrentResult image_torrent(int fd, const std::string& path, const MakeTorre
             return r;
         }
     }
+
+    // Reading sequentially; a larger readahead helps block devices. Only
+    // advice: failure changes nothing but speed.
+    (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
     const LayoutLimits limits;
     // Hybrid torrents carry a pad file per extent.

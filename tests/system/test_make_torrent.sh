@@ -4,9 +4,9 @@
 #    info-hash as python3-libtorrent's create_torrent(v1_only) from the same
 #    file, and transmission-show parses it and lists the extents;
 #  * from the block device itself (whole or --skip-zero, v1 and --hybrid):
-#    every piece hash is recomputed by reading the device, and the hybrid torrent's v1 and
-#    v2 info-hashes equal libtorrent's set_piece_hashes over the extents
-#    written out as files;
+#    every piece hash is recomputed by reading the device, and the hybrid
+#    torrent's v1 and v2 info-hashes equal libtorrent's set_piece_hashes
+#    over the extents written out as files;
 #  * from torrent.info rehashed with --from DEV: partclone's file list,
 #    smaller pieces, every piece hash recomputed from the device;
 #  * bad input fails with a message and a non-zero exit.

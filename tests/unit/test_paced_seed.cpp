@@ -62,26 +62,27 @@ struct Swarm {
     std::shared_ptr<const lt::torrent_info> info;
     std::vector<std::unique_ptr<lt::session>> sessions;
     std::vector<lt::torrent_handle> torrents;
+    int seed_rate;  // the seed's upload limit in bytes/s (0: none)
+    ezio::PacingConfig pacing;
 
-    // `seed_rate`: the seed's upload limit in bytes/s (0: none).
-    explicit Swarm(const fs::path& d, std::int64_t kSize = 4 << 20, int kPiece = 65536,
-                   int seed_rate = 128 << 10, ezio::PacingConfig pacing = {})
-        : dir(d), seed_rate_(seed_rate), pacing_(pacing) {
-        std::vector<char> data(static_cast<std::size_t>(kSize));
+    explicit Swarm(const fs::path& d, std::int64_t size = 4 << 20, int piece = 65536,
+                   int rate = 128 << 10, ezio::PacingConfig config = {})
+        : dir(d), seed_rate(rate), pacing(config) {
+        std::vector<char> data(static_cast<std::size_t>(size));
         std::mt19937_64 rng(11);
         for (auto& c : data)
             c = static_cast<char>(rng());
         fs::create_directories(dir / "seed");
         std::ofstream(dir / "seed" / "image.bin", std::ios::binary)
             .write(data.data(), static_cast<std::streamsize>(data.size()));
-        // Hashed here, not read back: every piece is a whole kPiece.
+        // Hashed here, not read back: every piece is a whole piece.
         lt::file_storage files;
-        files.add_file("image.bin", kSize);
-        lt::create_torrent ct(files, kPiece, lt::create_torrent::v1_only);
+        files.add_file("image.bin", size);
+        lt::create_torrent ct(files, piece, lt::create_torrent::v1_only);
         for (int p = 0; p < ct.num_pieces(); ++p)
             ct.set_hash(
                 lt::piece_index_t{p},
-                lt::hasher(data.data() + static_cast<std::ptrdiff_t>(p) * kPiece, kPiece).final());
+                lt::hasher(data.data() + static_cast<std::ptrdiff_t>(p) * piece, piece).final());
         std::vector<char> buf;
         lt::bencode(std::back_inserter(buf), ct.generate());
         info = std::make_shared<lt::torrent_info>(buf, lt::from_span);
@@ -98,21 +99,18 @@ struct Swarm {
         atp.flags |= lt::torrent_flags::disable_pex;
         if (seed) {
             atp.flags |= lt::torrent_flags::seed_mode;
-            atp.upload_limit = seed_rate_;  // a torrent's limit covers local peers too
+            atp.upload_limit = seed_rate;  // a torrent's limit covers local peers too
         }
         atp.peers = peers;
         if (paced) {
             atp.extensions.push_back(
-                [ti = info, c = pacing_](const lt::torrent_handle& h, lt::client_data_t) {
+                [ti = info, c = pacing](const lt::torrent_handle& h, lt::client_data_t) {
                     return ezio::make_paced_plugin(h, ti, c);
                 });
         }
         torrents.push_back(sessions.back()->add_torrent(std::move(atp)));
         return torrents.back();
     }
-
-    int seed_rate_;
-    ezio::PacingConfig pacing_;
 
     lt::tcp::endpoint endpoint(std::size_t node) const {
         return {lt::make_address("127.0.0.1"),
