@@ -1,5 +1,9 @@
 #include "disk_buffers.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 
@@ -61,6 +65,34 @@ char* SlabPool::get(std::size_t bytes) {
     return slab;
 }
 
+const char* SlabPool::map(int fd, std::uint64_t offset, std::size_t bytes, int& err) {
+    static const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    const std::uint64_t from = offset / page * page;
+    const std::size_t len = bytes + static_cast<std::size_t>(offset - from);
+    void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(from));
+    if (m == MAP_FAILED) {
+        err = errno;
+        return nullptr;
+    }
+    char* base = static_cast<char*>(m);
+    if (::madvise(base, len, MADV_POPULATE_READ) != 0) {
+        err = errno;
+        unmap(base, len);
+        return nullptr;
+    }
+    const char* slab = base + (offset - from);
+    std::lock_guard lock(mutex_);
+    live_.emplace(slab, Slab{bytes, 1, base, len});
+    return slab;
+}
+
+void SlabPool::unmap(char* base, std::size_t len) {
+    // munmap() of a range mmap() returned fails only if that bookkeeping
+    // is wrong, and then memory is already at risk.
+    if (::munmap(base, len) != 0)
+        std::abort();
+}
+
 void SlabPool::add_ref(const char* slab) {
     std::lock_guard lock(mutex_);
     auto it = live_.find(slab);
@@ -70,6 +102,8 @@ void SlabPool::add_ref(const char* slab) {
 
 void SlabPool::release(const char* p) {
     char* drop = nullptr;
+    char* map_base = nullptr;
+    std::size_t map_len = 0;
     {
         std::lock_guard lock(mutex_);
         auto it = live_.upper_bound(p);
@@ -80,15 +114,19 @@ void SlabPool::release(const char* p) {
             return;
         char* slab = const_cast<char*>(it->first);
         const std::size_t capacity = it->second.capacity;
+        map_base = it->second.map_base;
+        map_len = it->second.map_len;
         live_.erase(it);
-        if (kept_bytes_ + capacity <= keep_bytes_) {
+        if (!map_base && kept_bytes_ + capacity <= keep_bytes_) {
             free_.emplace(capacity, slab);
             kept_bytes_ += capacity;
-        } else {
+        } else if (!map_base) {
             drop = slab;
         }
     }
     std::free(drop);
+    if (map_base)  // out of the lock
+        unmap(map_base, map_len);
 }
 
 std::size_t SlabPool::in_use() const {

@@ -235,20 +235,25 @@ class RawDiskIO::Worker {
     }
 
     // Reads [start, start + len) of a piece into a new slab for the network
-    // thread's cache.
+    // thread's cache: a mapping of the source when it can be one, else a
+    // copy.
     void read_chunk(const std::shared_ptr<Storage>& st, lt::piece_index_t piece, int start,
                     int len) {
         const Key key{st->serial, static_cast<int>(piece)};
         lt::storage_error se;
-        char* slab = io_.slabs_.get(static_cast<std::size_t>(len));
+        const char* slab = map_chunk(*st, piece, start, len);
         if (!slab) {
-            se = make_error(ENOMEM, lt::operation_t::alloc_cache_piece);
-        } else {
-            se = st->io(piece, start, slab, len, false);
-            if (se.ec) {
-                io_.slabs_.release(slab);
-                slab = nullptr;
+            char* copy = io_.slabs_.get(static_cast<std::size_t>(len));
+            if (!copy) {
+                se = make_error(ENOMEM, lt::operation_t::alloc_cache_piece);
+            } else {
+                se = st->io(piece, start, copy, len, false);
+                if (se.ec) {
+                    io_.slabs_.release(copy);
+                    copy = nullptr;
+                }
             }
+            slab = copy;
         }
         done_.push_back(
             [io = &io_, key, start, len, slab, se] { io->chunk_read(key, start, len, slab, se); });
@@ -355,6 +360,33 @@ class RawDiskIO::Worker {
         int next = 0;  // bytes of the piece hashed so far
         lt::hasher sha1;
     };
+
+    // A slab mapping [start, start + len) of a piece straight from the
+    // source, or nullptr when the chunk is read instead: the source is
+    // written by this process (a mapping would have to stay coherent with
+    // the O_DIRECT writes of the same pages), the chunk is not one range of
+    // the device (it spans extents or a pad file), or mapping failed. A
+    // failure other than EFAULT (a page the device could not supply, which
+    // the read then reports) turns mapping off for good.
+    const char* map_chunk(const Storage& st, lt::piece_index_t piece, int start, int len) {
+        if (!st.target || st.target->writable() || !io_.map_reads_.load())
+            return nullptr;
+        const auto slices = st.files.map_block(piece, start, len);
+        if (slices.size() != 1)
+            return nullptr;
+        const auto base = st.layout.device_offset(slices[0].file_index);
+        if (!base)
+            return nullptr;
+        int err = 0;
+        const char* slab =
+            io_.slabs_.map(st.target->fd(), *base + static_cast<std::uint64_t>(slices[0].offset),
+                           static_cast<std::size_t>(len), err);
+        if (slab)
+            io_.mapped_read_bytes_ += len;
+        else if (err != EFAULT)
+            io_.map_reads_.store(false);
+        return slab;
+    }
 
     void run() {
         // Named for top -H and perf; the network thread stays "eziod".

@@ -24,7 +24,9 @@
 //   cache; flush() makes it durable), so libtorrent never counts a block
 //   that is not on the target;
 // - a read fetches the 1 MiB-aligned chunk of the piece around the block
-//   (the whole piece, if smaller) in one pread() on the I/O thread; the
+//   (the whole piece, if smaller) on the I/O thread, in one pread() or, from
+//   a source opened read-only, as a mapping of the device whose pages are
+//   read in there (no copy: the kernel sends from its page cache); the
 //   network thread keeps the last chunks read and serves later requests
 //   for their blocks, from this peer or others, without a hop;
 // - jobs are queued without waking a worker; submit_jobs(), which libtorrent
@@ -83,6 +85,8 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
     int threads() const { return static_cast<int>(workers_.size()); }
     // Blocks whose write was accepted but is not on the device yet (tests).
     std::int64_t queued_write_bytes() const { return queued_write_bytes_.load(); }
+    // Bytes read as mappings of the source rather than copies (tests).
+    std::int64_t mapped_read_bytes() const { return mapped_read_bytes_.load(); }
 
     // lt::disk_interface
     lt::storage_holder new_torrent(lt::storage_params const& p,
@@ -218,6 +222,10 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
     std::mutex observers_mutex_;
     std::vector<std::weak_ptr<lt::disk_observer>> observers_;
     std::atomic<int> max_queued_bytes_;
+    // Chunks of read-only sources are mapped, not copied (Worker::map_chunk)
+    // until a mapping fails for a reason other than the device's.
+    std::atomic<bool> map_reads_{true};
+    std::atomic<std::int64_t> mapped_read_bytes_{0};
 
     std::vector<std::unique_ptr<Worker>> workers_;  // last: their threads use the rest
 };

@@ -24,8 +24,8 @@ std::string errno_text(int err) {
 
 }  // namespace
 
-Target::Target(std::string path, int fd, bool block_device, std::uint64_t size)
-    : path_(std::move(path)), fd_(fd), block_device_(block_device), size_(size) {}
+Target::Target(std::string path, int fd, bool block_device, bool writable)
+    : path_(std::move(path)), fd_(fd), block_device_(block_device), writable_(writable) {}
 
 Target::~Target() {
     // Nothing useful can be done about a close() failure here: every write
@@ -111,7 +111,7 @@ std::shared_ptr<Target> Target::open(const std::string& path, Access access, boo
                         path + " cannot be opened for writing: " + errno_text(err));
         throw Error(Errc::InvalidTarget, path + ": " + errno_text(err));
     }
-    auto target = std::shared_ptr<Target>(new Target(path, fd, block, 0));
+    auto target = std::shared_ptr<Target>(new Target(path, fd, block, access == Access::ReadWrite));
 
     if (block) {
         std::uint64_t bytes = 0;

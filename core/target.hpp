@@ -37,6 +37,8 @@ class Target {
     bool is_block_device() const { return block_device_; }
     std::uint64_t size() const { return size_; }
     int fd() const { return fd_; }
+    // Opened for writing (Access::ReadWrite).
+    bool writable() const { return writable_; }
 
     // Sends the writes that the device can take without its page cache
     // (offset, length and buffer addresses aligned to its logical block
@@ -81,13 +83,14 @@ class Target {
   private:
     // Starts write-back each time written_ crosses a kWritebackBytes line.
     int note_written(std::size_t len) const;
-    Target(std::string path, int fd, bool block_device, std::uint64_t size);
+    Target(std::string path, int fd, bool block_device, bool writable);
     std::string path_;
     int fd_;
     int direct_fd_ = -1;            // O_DIRECT descriptor of the same device, or -1
     std::size_t direct_align_ = 0;  // its logical block size
     bool block_device_;
-    std::uint64_t size_;
+    bool writable_;
+    std::uint64_t size_ = 0;
     mutable std::atomic<int> flush_error_{0};        // first fdatasync() errno, 0 if none
     mutable std::atomic<std::uint64_t> written_{0};  // bytes written, for write-back
 };

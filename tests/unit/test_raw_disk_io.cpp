@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -100,12 +101,14 @@ class RawDiskIOTest : public ::testing::Test {
         char tmpl[] = "/tmp/ezio-rawio-XXXXXX";
         dir = ::mkdtemp(tmpl);
         path = (dir / "disk.img").string();
+        std::string disk(image.device_size, kPattern);
+        if (access() == ezio::Target::Access::ReadOnly)  // a source: the image is on it
+            disk = image_on_disk();
         std::ofstream(path, std::ios::binary)
-            .write(std::string(image.device_size, kPattern).data(),
-                   static_cast<std::streamsize>(image.device_size));
+            .write(disk.data(), static_cast<std::streamsize>(disk.size()));
         settings.set_int(lt::settings_pack::max_queued_disk_bytes, 1 << 20);
         io = std::make_unique<ezio::RawDiskIO>(ioc, settings, 2);
-        target = ezio::Target::open(path, ezio::Target::Access::ReadWrite, true);
+        target = ezio::Target::open(path, access(), true);
         io->bind(target, image.layout);
         const std::string save_path = target->path();
         lt::storage_params params(image.info->files(), nullptr, save_path, lt::storage_mode_sparse,
@@ -118,6 +121,19 @@ class RawDiskIOTest : public ::testing::Test {
         io.reset();
         target.reset();
         fs::remove_all(dir);
+    }
+
+    virtual ezio::Target::Access access() const { return ezio::Target::Access::ReadWrite; }
+
+    // The device with the image written at its extents.
+    std::string image_on_disk() const {
+        std::string disk(image.device_size, kPattern);
+        std::size_t pos = 0;
+        for (const auto& e : image.extents) {
+            std::copy_n(image.stream.data() + pos, e.length, disk.begin() + e.offset);
+            pos += e.length;
+        }
+        return disk;
     }
 
     // Runs the io_context until `done` holds or `limit` passes.
@@ -169,13 +185,20 @@ class RawDiskIOTest : public ::testing::Test {
     }
 
     std::vector<char> read_block(int piece, int offset, int len) {
+        lt::storage_error error;
+        lt::disk_buffer_holder b = read_holder(piece, offset, len, &error);
+        EXPECT_FALSE(error.ec) << error.ec.message();
+        return b ? std::vector<char>(b.data(), b.data() + b.size()) : std::vector<char>{};
+    }
+
+    // The buffer libtorrent would get for a read (and its error).
+    lt::disk_buffer_holder read_holder(int piece, int offset, int len, lt::storage_error* error) {
         bool done = false;
-        std::vector<char> out;
+        lt::disk_buffer_holder out;
         io->async_read(storage, lt::peer_request{lt::piece_index_t{piece}, offset, len},
                        [&](lt::disk_buffer_holder b, const lt::storage_error& e) {
-                           EXPECT_FALSE(e.ec) << e.ec.message();
-                           if (b)
-                               out.assign(b.data(), b.data() + b.size());
+                           *error = e;
+                           out = std::move(b);
                            done = true;
                        },
                        {});
@@ -298,6 +321,55 @@ TEST_F(RawDiskIOTest, ReadsSeeWritesStillPendingAndReadAheadServesTheNextBlocks)
     write(1, kBlock, kBlock, other.data(), nullptr, &completed);
     io->submit_jobs();
     EXPECT_EQ(read_block(1, kBlock, kBlock), other);
+    // A target this process writes is read, never mapped.
+    EXPECT_EQ(io->mapped_read_bytes(), 0);
+}
+
+// A source opened read-only (a seeder's partition or image) is served from
+// a mapping of the device where a read chunk is one range of it, and read
+// where it spans extents.
+class RawDiskIOSourceTest : public RawDiskIOTest {
+  protected:
+    ezio::Target::Access access() const override { return ezio::Target::Access::ReadOnly; }
+};
+
+TEST_F(RawDiskIOSourceTest, EveryBlockHasItsBytesMappedWhereTheChunkIsOneRange) {
+    for (const auto& [piece, offset, len] : blocks())
+        EXPECT_EQ(read_block(piece, offset, len),
+                  std::vector<char>(image.at(piece, offset), image.at(piece, offset) + len))
+            << "piece " << piece << " offset " << offset;
+    // Piece 1 lies inside the second extent; pieces 0 and 2 span two.
+    EXPECT_EQ(io->mapped_read_bytes(), image.piece_size(1));
+    EXPECT_EQ(hash(1), image.info->hash_for_piece(lt::piece_index_t{1}));
+}
+
+TEST_F(RawDiskIOSourceTest, AMappedBlockOutlivesItsTorrentAndTarget) {
+    lt::storage_error error;
+    lt::disk_buffer_holder b = read_holder(1, kBlock, kBlock, &error);
+    ASSERT_FALSE(error.ec) << error.ec.message();
+    ASSERT_EQ(io->mapped_read_bytes(), image.piece_size(1));
+    // libtorrent may still be sending it when the job ends.
+    holder.reset();
+    target.reset();
+    run_until([] { return false; }, 50ms);
+    EXPECT_EQ(std::vector<char>(b.data(), b.data() + b.size()),
+              std::vector<char>(image.at(1, kBlock), image.at(1, kBlock) + kBlock));
+}
+
+TEST_F(RawDiskIOSourceTest, ASourceThatShrankIsAReadErrorNotACrash) {
+    ASSERT_EQ(::truncate(path.c_str(), 0), 0) << std::strerror(errno);
+    lt::storage_error error;
+    lt::disk_buffer_holder b = read_holder(1, 0, kBlock, &error);
+    EXPECT_FALSE(b);
+    EXPECT_EQ(error.ec, lt::error_code(EIO, lt::system_category())) << error.ec.message();
+    EXPECT_EQ(error.operation, lt::operation_t::file_read);
+    EXPECT_EQ(io->mapped_read_bytes(), 0);
+    // The device's failure does not turn mapping off.
+    const std::string disk = image_on_disk();
+    std::ofstream(path, std::ios::binary)
+        .write(disk.data(), static_cast<std::streamsize>(disk.size()));
+    EXPECT_EQ(read_block(1, 0, kBlock), std::vector<char>(image.at(1, 0), image.at(1, 0) + kBlock));
+    EXPECT_EQ(io->mapped_read_bytes(), image.piece_size(1));
 }
 
 TEST_F(RawDiskIOTest, ClearPieceThenRewriteHashesTheNewData) {
