@@ -365,9 +365,9 @@ class RawDiskIO::Worker {
     // source, or nullptr when the chunk is read instead: the source is
     // written by this process (a mapping would have to stay coherent with
     // the O_DIRECT writes of the same pages), the chunk is not one range of
-    // the device (it spans extents or a pad file), or mapping failed. A
-    // failure other than EFAULT (a page the device could not supply, which
-    // the read then reports) turns mapping off for good.
+    // the device (it spans extents or a pad file), or mapping failed (the
+    // read then reports what the device says). A kernel without
+    // MADV_POPULATE_READ (EINVAL) turns mapping off for good.
     const char* map_chunk(const Storage& st, lt::piece_index_t piece, int start, int len) {
         if (!st.target || st.target->writable() || !io_.map_reads_.load())
             return nullptr;
@@ -383,7 +383,7 @@ class RawDiskIO::Worker {
                            static_cast<std::size_t>(len), err);
         if (slab)
             io_.mapped_read_bytes_ += len;
-        else if (err != EFAULT)
+        else if (err == EINVAL)
             io_.map_reads_.store(false);
         return slab;
     }

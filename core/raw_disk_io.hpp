@@ -222,8 +222,8 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
     std::mutex observers_mutex_;
     std::vector<std::weak_ptr<lt::disk_observer>> observers_;
     std::atomic<int> max_queued_bytes_;
-    // Chunks of read-only sources are mapped, not copied (Worker::map_chunk)
-    // until a mapping fails for a reason other than the device's.
+    // Chunks of read-only sources are mapped, not copied (Worker::map_chunk),
+    // unless the kernel cannot read a mapping in ahead (EINVAL).
     std::atomic<bool> map_reads_{true};
     std::atomic<std::int64_t> mapped_read_bytes_{0};
 
