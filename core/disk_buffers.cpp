@@ -1,7 +1,6 @@
 #include "disk_buffers.hpp"
 
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -61,35 +60,30 @@ char* SlabPool::get(std::size_t bytes) {
         if (!slab)
             return nullptr;
     }
-    live_.emplace(slab, Slab{capacity, 1});
+    live_.emplace(slab, Slab{capacity, 1, MappedRange{}});
     return slab;
 }
 
 const char* SlabPool::map(int fd, std::uint64_t offset, std::size_t bytes, int& err) {
-    static const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-    const std::uint64_t from = offset / page * page;
-    const std::size_t len = bytes + static_cast<std::size_t>(offset - from);
-    void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(from));
-    if (m == MAP_FAILED) {
+    const auto m = map_range(fd, offset, bytes);
+    if (!m) {
         err = errno;
         return nullptr;
     }
-    char* base = static_cast<char*>(m);
-    if (::madvise(base, len, MADV_POPULATE_READ) != 0) {
+    if (::madvise(m->map, m->map_len, MADV_POPULATE_READ) != 0) {
         err = errno;
-        unmap(base, len);
+        unmap(*m);
         return nullptr;
     }
-    const char* slab = base + (offset - from);
     std::lock_guard lock(mutex_);
-    live_.emplace(slab, Slab{bytes, 1, base, len});
-    return slab;
+    live_.emplace(m->data, Slab{bytes, 1, *m});
+    return m->data;
 }
 
-void SlabPool::unmap(char* base, std::size_t len) {
+void SlabPool::unmap(const MappedRange& m) {
     // munmap() of a range mmap() returned fails only if that bookkeeping
     // is wrong, and then memory is already at risk.
-    if (::munmap(base, len) != 0)
+    if (unmap_range(m) != 0)
         std::abort();
 }
 
@@ -102,8 +96,7 @@ void SlabPool::add_ref(const char* slab) {
 
 void SlabPool::release(const char* p) {
     char* drop = nullptr;
-    char* map_base = nullptr;
-    std::size_t map_len = 0;
+    MappedRange mapping;
     {
         std::lock_guard lock(mutex_);
         auto it = live_.upper_bound(p);
@@ -114,19 +107,20 @@ void SlabPool::release(const char* p) {
             return;
         char* slab = const_cast<char*>(it->first);
         const std::size_t capacity = it->second.capacity;
-        map_base = it->second.map_base;
-        map_len = it->second.map_len;
+        mapping = it->second.mapping;
         live_.erase(it);
-        if (!map_base && kept_bytes_ + capacity <= keep_bytes_) {
+        if (mapping.map) {
+            // unmapped below, out of the lock
+        } else if (kept_bytes_ + capacity <= keep_bytes_) {
             free_.emplace(capacity, slab);
             kept_bytes_ += capacity;
-        } else if (!map_base) {
+        } else {
             drop = slab;
         }
     }
     std::free(drop);
-    if (map_base)  // out of the lock
-        unmap(map_base, map_len);
+    if (mapping.map)
+        unmap(mapping);
 }
 
 std::size_t SlabPool::in_use() const {

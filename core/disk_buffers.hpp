@@ -23,6 +23,8 @@
 #include <mutex>
 #include <vector>
 
+#include "mapped_range.hpp"
+
 namespace ezio {
 
 class BlockPool {
@@ -74,12 +76,11 @@ class SlabPool {
     std::size_t in_use() const;
 
   private:
-    static void unmap(char* base, std::size_t len);
+    static void unmap(const MappedRange& m);
     struct Slab {
         std::size_t capacity;
         int refs;
-        char* map_base = nullptr;  // a mapping: what to munmap()
-        std::size_t map_len = 0;
+        MappedRange mapping;  // map: a mapping of the device, not memory of ours
     };
     std::size_t keep_bytes_;  // free slabs kept for reuse, in bytes
     std::size_t kept_bytes_ = 0;

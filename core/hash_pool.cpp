@@ -29,7 +29,7 @@ void hash_mapped(void* arg) {
 }
 
 // SHA-1 of a mapped piece; nullopt when a page of it could not be read.
-std::optional<lt::sha1_hash> sha1_of_mapped(const MappedPiece& m) {
+std::optional<lt::sha1_hash> sha1_of_mapped(const MappedRange& m) {
     lt::hasher h;
     MappedRead r{&h, m.data, m.bytes};
     if (!read_mapped_guarded(static_cast<const char*>(m.map), m.map_len, hash_mapped, &r))
@@ -96,7 +96,7 @@ HashPool::~HashPool() {
         t.join();
     for (const auto& job : queue_)
         if (job.buf == nullptr)
-            (void)::munmap(job.mapped.map, job.mapped.map_len);  // only EINVAL, on bad arguments
+            (void)unmap_range(job.mapped);  // only EINVAL, on bad arguments
 }
 
 char* HashPool::acquire() {
@@ -122,13 +122,13 @@ void HashPool::submit(char* buf, const PieceTask& task) {
             if (end > sub_.size())
                 sub_.resize(end);
         }
-        queue_.push_back(Job{buf, MappedPiece{}, task});
+        queue_.push_back(Job{buf, MappedRange{}, task});
         ++in_flight_;
     }
     work_ready_.notify_one();
 }
 
-void HashPool::submit_mapped(const MappedPiece& piece, std::size_t index) {
+void HashPool::submit_mapped(const MappedRange& piece, std::size_t index) {
     {
         std::unique_lock lock(mutex_);
         buffer_free_.wait(lock, [this] { return mapped_in_flight_ < max_mapped_; });
@@ -171,7 +171,7 @@ void HashPool::run() {
         if (job.buf == nullptr) {
             const auto v1 = sha1_of_mapped(job.mapped);
             // munmap fails only on arguments mmap did not return.
-            const bool unmapped = ::munmap(job.mapped.map, job.mapped.map_len) == 0;
+            const bool unmapped = unmap_range(job.mapped) == 0;
             {
                 std::lock_guard lock(mutex_);
                 if (v1 && unmapped) {

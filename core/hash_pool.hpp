@@ -32,6 +32,8 @@
 
 #include <libtorrent/sha1_hash.hpp>
 
+#include "mapped_range.hpp"
+
 namespace ezio {
 
 // One piece to hash.
@@ -51,15 +53,6 @@ struct PieceTask {
     // data in smaller pieces while checking it against larger ones.
     std::size_t sub_bytes = 0;
     std::size_t sub_first = 0;
-};
-
-// A piece in a read-only file mapping: `map` and `map_len` as mmap returned
-// them, the piece's `bytes` starting at `data` inside it.
-struct MappedPiece {
-    void* map = nullptr;
-    std::size_t map_len = 0;
-    const char* data = nullptr;
-    std::size_t bytes = 0;
 };
 
 class HashPool {
@@ -84,7 +77,7 @@ class HashPool {
     // sub-pieces); the pool unmaps it once hashed. Blocks while `buffers`
     // mapped pieces are queued or being hashed, so no more of the file than
     // that is mapped at once.
-    void submit_mapped(const MappedPiece& piece, std::size_t index);
+    void submit_mapped(const MappedRange& piece, std::size_t index);
     // Blocks until every submitted task is hashed.
     void finish();
     // The lowest index of a mapped piece that could not be read, if any.
@@ -99,7 +92,7 @@ class HashPool {
   private:
     struct Job {
         char* buf;  // pool buffer, or nullptr for a mapped piece
-        MappedPiece mapped;
+        MappedRange mapped;
         PieceTask task;
     };
     void run();

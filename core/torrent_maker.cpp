@@ -24,6 +24,7 @@
 #include "error.hpp"
 #include "hash_pool.hpp"
 #include "layout.hpp"
+#include "mapped_range.hpp"
 
 namespace ezio {
 namespace {
@@ -292,19 +293,12 @@ std::optional<std::vector<lt::sha1_hash>> hash_mapped_image(int fd, const std::s
                                                             std::uint64_t piece, int threads,
                                                             std::uint64_t in_flight,
                                                             const MakeTorrentOptions& o) {
-    const long page_size = ::sysconf(_SC_PAGESIZE);
-    if (page_size <= 0)
-        return std::nullopt;
-    const auto page = static_cast<std::uint64_t>(page_size);
     HashPool pool(threads, 0, static_cast<std::size_t>(in_flight));
     std::uint64_t off = 0;
     for (std::size_t index = 0; off < img.size; ++index) {
         const std::uint64_t len = std::min(piece, img.size - off);
-        const std::uint64_t map_off = off - off % page;  // pieces of 16 KiB on 64 KiB pages
-        const auto map_len = static_cast<std::size_t>(len + (off - map_off));
-        void* map =
-            ::mmap(nullptr, map_len, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(map_off));
-        if (map == MAP_FAILED) {
+        const auto mapped = map_range(fd, off, static_cast<std::size_t>(len));
+        if (!mapped) {
             if (off == 0)
                 return std::nullopt;
             throw Error(Errc::IoError, "cannot map " + path + " at offset " + std::to_string(off) +
@@ -313,10 +307,8 @@ std::optional<std::vector<lt::sha1_hash>> hash_mapped_image(int fd, const std::s
         // Starts reading the whole piece from a device at once, instead of
         // page fault by page fault. Only advice: failure changes nothing but
         // speed.
-        (void)::madvise(map, map_len, MADV_WILLNEED);
-        pool.submit_mapped({map, map_len, static_cast<const char*>(map) + (off - map_off),
-                            static_cast<std::size_t>(len)},
-                           index);
+        (void)::madvise(mapped->map, mapped->map_len, MADV_WILLNEED);
+        pool.submit_mapped(*mapped, index);
         off += len;
         if (o.progress)
             o.progress(off, img.size);

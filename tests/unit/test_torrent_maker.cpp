@@ -566,8 +566,8 @@ TEST_F(ImageTorrent, UnmappableFileIsRead) {
     const std::string attr = "/sys/kernel/uevent_seqnum";
     struct stat st {};
     if (::stat(attr.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
-        GTEST_SKIP() << attr << " is missing or not a sized file (is sysfs mounted?): "
-                     << "there is no file here that the kernel refuses to map";
+        GTEST_SKIP() << attr << " is missing or empty: sysfs is not mounted here, and "
+                     << "without it this machine has no sized file the kernel refuses to map";
     expect_error([&] { ezio::make_torrent_from_image(attr, named("x")); }, Errc::IoError,
                  "before its size when opened");
 }
