@@ -230,8 +230,13 @@ make_image_torrent "$IMAGE" "$TORRENT" "0:$MIB,$((7 * MIB)):$MIB" >/dev/null ||
     fail "cannot make the torrent"
 
 # A mounted ext4 (read-only mount: the kernel writes nothing to it either).
+added_before=$(grep -Ec "^added $DISK_ROOT/loop[0-9]+ " "$WATCH_LOG" || true)
 loop_create mounted 32
 MOUNTED=$LOOP_DEV
+# Mount only once eziod has the disk: an attach event handled after the mount
+# would add it already in use, with no PropertiesChanged to test.
+wait_count "^added $DISK_ROOT/loop[0-9]+ " $((added_before + 1)) 10
+grep -Eq "^added $(path_of "$MOUNTED") " "$WATCH_LOG" || fail "$MOUNTED was not added"
 mkfs.ext4 -q -F "$MOUNTED"
 MNT=$EZIO_TMP/mnt
 mkdir -p "$MNT"
