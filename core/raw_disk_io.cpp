@@ -17,6 +17,8 @@
 #include <libtorrent/hasher.hpp>
 #include <libtorrent/settings_pack.hpp>
 
+#include "sha1_lanes.hpp"
+
 namespace ezio {
 
 namespace {
@@ -28,6 +30,13 @@ constexpr std::size_t kReadCacheSlabs = 32;  // chunks the network thread keeps
 constexpr int kReadChunk = 1 << 20;          // a read-ahead slab: this much of a piece
 constexpr std::size_t kPublishEvery = 32;    // completions a worker holds back at most
 constexpr auto kIdleTick = std::chrono::milliseconds(20);  // see arm_idle_flush()
+// Written blocks wait at most this long to be hashed side by side with other
+// pieces' (see Worker::queue_hash()), and at most this many bytes of them.
+constexpr auto kHashLinger = std::chrono::milliseconds(20);
+constexpr std::size_t kMaxHashPending = 16 << 20;
+
+using HashHandler =
+    std::function<void(lt::piece_index_t, lt::sha1_hash const&, lt::storage_error const&)>;
 
 lt::storage_error make_error(int err, lt::operation_t op,
                              lt::file_index_t file = lt::file_index_t{-1}) {
@@ -167,6 +176,16 @@ struct RawDiskIO::CachedRead {
 // (usually nothing). Every job of a piece runs on this worker, in order, so
 // the cursors need no lock. Completions are collected in done_ and handed to
 // RawDiskIO in batches.
+//
+// Hashing is the receiver's largest cost, and sixteen pieces hash side by
+// side (sha1_update_lanes()) for about the price of four one after the
+// other. So a written block is not hashed at once: it stays queued on its
+// cursor (the block buffer with it), and an async_hash of a piece whose
+// blocks are all queued waits with them. The queue is hashed, the pieces
+// side by side, when sixteen pieces or kMaxHashPending bytes wait, when a
+// job needs a cursor as it is, or once no job came for a moment: at once
+// when blocks arrive too slowly for pieces to gather, after at most
+// kHashLinger when they come fast enough to fill the lanes.
 class RawDiskIO::Worker {
   public:
     explicit Worker(RawDiskIO& io) : io_(io), thread_([this] { run(); }) {}
@@ -214,17 +233,14 @@ class RawDiskIO::Worker {
         for (const auto& b : run.blocks)
             iov.push_back({b.buf, static_cast<std::size_t>(b.len)});
         const lt::storage_error se = run.storage->writev(run.piece, run.start, iov);
-        if (se.ec) {
-            cursors_.erase(key);
-        } else {
-            int at = run.start;
-            for (const auto& b : run.blocks) {
-                hashed_write(key, at, b.buf, b.len);
-                at += b.len;
-            }
-        }
+        if (se.ec)
+            drop_cursor(key);
+        int at = run.start;
         for (auto& b : run.blocks) {
-            io_.blocks_.put(b.buf);
+            // A block the cursor takes goes back to the pool once hashed.
+            if (se.ec || !queue_hash(key, at, b.buf, b.len))
+                io_.blocks_.put(b.buf);
+            at += b.len;
             done_.push_back([io = &io_, key, h = std::move(b.handler), se] {
                 if (auto it = io->writing_.find(key); it != io->writing_.end() && --it->second <= 0)
                     io->writing_.erase(it);
@@ -260,9 +276,7 @@ class RawDiskIO::Worker {
     }
 
     void hash(const std::shared_ptr<Storage>& st, lt::piece_index_t piece,
-              lt::span<lt::sha256_hash> v2, lt::disk_job_flags_t flags,
-              std::function<void(lt::piece_index_t, lt::sha1_hash const&, lt::storage_error const&)>
-                  handler) {
+              lt::span<lt::sha256_hash> v2, lt::disk_job_flags_t flags, HashHandler handler) {
         const Key key{st->serial, static_cast<int>(piece)};
         const lt::file_storage& fs = st->files;
         const int size = fs.piece_size(piece);
@@ -271,7 +285,7 @@ class RawDiskIO::Worker {
         thread_local std::vector<char> chunk;
         chunk.resize(kHashChunk);
 
-        lt::hasher h1;
+        Sha1 h1;
         lt::hasher256 h2;
         int block = 0;     // index of the v2 block being hashed
         int in_block = 0;  // bytes of it hashed so far
@@ -280,6 +294,16 @@ class RawDiskIO::Worker {
         int start = 0;
         // SHA-1 only: continue from what was hashed while writing.
         auto cursor = cursors_.find(key);
+        if (cursor != cursors_.end()) {
+            Cursor& c = cursor->second;
+            if (want_v1 && v2.empty() && c.next == size && !c.pending.empty() && !c.waiting) {
+                // Every byte is queued: the digest comes when they are hashed.
+                c.waiting = std::move(handler);
+                c.piece = piece;
+                return;
+            }
+            cursor = settle(cursor);
+        }
         if (cursor != cursors_.end()) {
             if (want_v1 && v2.empty() && cursor->second.next <= size) {
                 h1 = cursor->second.sha1;
@@ -293,7 +317,7 @@ class RawDiskIO::Worker {
             if (se.ec)
                 break;
             if (want_v1)
-                h1.update({chunk.data(), n});
+                h1.update(chunk.data(), static_cast<std::size_t>(n));
             // v2 block hashes cover only the file's data in this piece.
             for (int off = 0; !v2.empty() && pos + off < size2 && off < n;) {
                 const int take = std::min({kBlock - in_block, n - off, size2 - (pos + off)});
@@ -333,7 +357,7 @@ class RawDiskIO::Worker {
 
     void clear_piece(const Key& key, lt::piece_index_t piece,
                      std::function<void(lt::piece_index_t)> handler) {
-        cursors_.erase(key);  // the piece will be written anew
+        drop_cursor(key);  // the piece will be written anew
         done_.push_back([io = &io_, key, h = std::move(handler), piece] {
             if (auto it = io->writing_.find(key); it != io->writing_.end() && --it->second <= 0)
                 io->writing_.erase(it);
@@ -344,8 +368,16 @@ class RawDiskIO::Worker {
     // Forgets the hashing cursors of a removed storage (its partly
     // received pieces).
     void drop_storage(std::uint64_t serial) {
-        for (auto it = cursors_.begin(); it != cursors_.end();)
-            it = it->first.first == serial ? cursors_.erase(it) : std::next(it);
+        for (auto it = cursors_.begin(); it != cursors_.end();) {
+            if (it->first.first != serial) {
+                ++it;
+                continue;
+            }
+            const auto next = std::next(it);
+            if (settle(it) != cursors_.end())
+                cursors_.erase(it);
+            it = next;
+        }
     }
 
     // Hands over what is done, so that a completion queued after this
@@ -355,11 +387,94 @@ class RawDiskIO::Worker {
             io_.complete(done_);
     }
 
+    // Hashes every queued block, the pieces side by side, and completes the
+    // hashes that waited for them.
+    void flush_hashes() {
+        struct Lane {
+            Key key;
+            Cursor* cursor;
+            std::size_t block = 0;  // index in cursor->pending
+            int off = 0;            // bytes of that block hashed
+        };
+        std::vector<Lane> lanes;
+        for (auto& [key, c] : cursors_)
+            if (!c.pending.empty())
+                lanes.push_back({key, &c});
+        while (!lanes.empty()) {
+            // Lanes at a block boundary with a whole 64 bytes left go side
+            // by side, for as many 64-byte blocks as they all have.
+            Sha1* streams[kSha1Lanes];
+            const char* data[kSha1Lanes];
+            std::size_t which[kSha1Lanes];
+            int n = 0;
+            std::size_t blocks = SIZE_MAX;
+            for (std::size_t i = 0; i < lanes.size() && n < kSha1Lanes; ++i) {
+                const Lane& l = lanes[i];
+                const Pending& p = l.cursor->pending[l.block];
+                const auto left = static_cast<std::size_t>(p.len - l.off);
+                if (left < kSha1Block || !l.cursor->sha1.at_block_boundary())
+                    continue;
+                streams[n] = &l.cursor->sha1;
+                data[n] = p.buf + l.off;
+                which[n++] = i;
+                blocks = std::min(blocks, left / kSha1Block);
+            }
+            if (n >= kSha1MinLanes && sha1_lanes_fast()) {
+                io_.lane_hashed_bytes_ += static_cast<std::int64_t>(blocks * kSha1Block) * n;
+                sha1_update_lanes(streams, data, n, blocks);
+                for (int k = 0; k < n; ++k)
+                    lanes[which[k]].off += static_cast<int>(blocks * kSha1Block);
+            } else {
+                for (Lane& l : lanes) {
+                    const Pending& p = l.cursor->pending[l.block];
+                    l.cursor->sha1.update(p.buf + l.off, static_cast<std::size_t>(p.len - l.off));
+                    l.off = p.len;
+                }
+            }
+            // Hashed blocks go back to the pool; a cursor whose queue is
+            // done completes the hash that waited for it.
+            for (std::size_t i = 0; i < lanes.size();) {
+                Lane& l = lanes[i];
+                Cursor& c = *l.cursor;
+                const Pending& p = c.pending[l.block];
+                if (p.len - l.off > 0 && p.len - l.off < static_cast<int>(kSha1Block)) {
+                    c.sha1.update(p.buf + l.off, static_cast<std::size_t>(p.len - l.off));
+                    l.off = p.len;
+                }
+                if (l.off < p.len) {
+                    ++i;
+                    continue;
+                }
+                io_.blocks_.put(p.buf);
+                pending_bytes_ -= static_cast<std::size_t>(p.len);
+                l.off = 0;
+                if (++l.block < c.pending.size()) {
+                    ++i;
+                    continue;
+                }
+                c.pending.clear();
+                --pending_pieces_;
+                if (c.waiting)
+                    complete_hash(cursors_.find(l.key));
+                lanes[i] = lanes.back();
+                lanes.pop_back();
+            }
+        }
+    }
+
   private:
-    struct Cursor {
-        int next = 0;  // bytes of the piece hashed so far
-        lt::hasher sha1;
+    struct Pending {
+        char* buf;  // a block buffer, back to the pool once hashed
+        int len;
     };
+    struct Cursor {
+        int next = 0;                  // bytes of the piece hashed or queued for hashing
+        Sha1 sha1;                     // of the bytes hashed
+        std::vector<Pending> pending;  // written, not yet hashed, in order
+        HashHandler waiting;           // an async_hash of the whole piece
+        lt::piece_index_t piece{0};    // ... of this piece
+    };
+    using CursorIt = std::map<Key, Cursor>::iterator;
 
     // A slab mapping [start, start + len) of a piece straight from the
     // source, or nullptr when the chunk is read instead: the source is
@@ -393,13 +508,24 @@ class RawDiskIO::Worker {
         ::pthread_setname_np(::pthread_self(), "ezio-disk");
         std::vector<std::function<void()>> batch;
         for (;;) {
+            bool stop = false;
             {
                 std::unique_lock lock(mutex_);
-                cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-                if (queue_.empty())
-                    return;  // stopping, and everything queued is done
+                const auto ready = [this] { return stopping_ || !queue_.empty(); };
+                if (pending_pieces_ == 0)
+                    cv_.wait(lock, ready);
+                else
+                    cv_.wait_until(lock, hash_deadline(), ready);
                 batch.swap(queue_);
+                stop = stopping_ && batch.empty();
             }
+            if (pending_pieces_ > 0 &&
+                (batch.empty() || std::chrono::steady_clock::now() >= hash_deadline())) {
+                flush_hashes();
+                publish();
+            }
+            if (stop)
+                return;  // everything queued is done
             for (auto& job : batch) {
                 job();
                 if (done_.size() >= kPublishEvery)
@@ -410,28 +536,108 @@ class RawDiskIO::Worker {
         }
     }
 
-    void hashed_write(const Key& key, int start, const char* data, int len) {
+    // A block just written at `start` of a piece: queued on the piece's
+    // cursor if it continues it (the cursor then owns `buf`; returns true),
+    // else the cursor is left as it is or dropped.
+    bool queue_hash(const Key& key, int start, char* buf, int len) {
         auto it = cursors_.find(key);
         if (start == 0) {
-            Cursor& c = it == cursors_.end() ? cursors_[key] : it->second;
-            c = Cursor{};
-            c.sha1.update(data, len);
-            c.next = len;
-            return;
+            // The piece anew: what was queued before is hashed first, for a
+            // hash queued before this write.
+            if (it != cursors_.end())
+                it = settle(it);
+            if (it == cursors_.end())
+                it = cursors_.emplace(key, Cursor{}).first;
+            else
+                it->second = Cursor{};
+        } else if (it == cursors_.end()) {
+            return false;
+        } else if (start != it->second.next) {
+            if (start < it->second.next)
+                drop_cursor(key);  // hashed bytes were overwritten
+            // start > next: a gap; the cursor stops, async_hash reads the rest.
+            return false;
+        } else if (it->second.waiting) {
+            it = settle(it);  // (a hash waits only for a whole piece)
+            return false;
         }
-        if (it == cursors_.end())
-            return;
-        if (start == it->second.next) {
-            it->second.sha1.update(data, len);
-            it->second.next += len;
-        } else if (start < it->second.next) {
-            cursors_.erase(it);  // hashed bytes were overwritten
+        Cursor& c = it->second;
+        if (c.pending.empty() && ++pending_pieces_ == 1)
+            first_pending_ = std::chrono::steady_clock::now();
+        note_rate(len);
+        c.pending.push_back({buf, len});
+        c.next += len;
+        pending_bytes_ += static_cast<std::size_t>(len);
+        if (!sha1_lanes_fast())
+            settle(it);  // one by one: nothing to gather for
+        else if (pending_pieces_ >= kSha1Lanes || pending_bytes_ >= kMaxHashPending)
+            flush_hashes();
+        return true;
+    }
+
+    // Hashes the blocks queued on one cursor. A hash waiting for them
+    // completes and the cursor goes: then returns end(), else `it`.
+    CursorIt settle(CursorIt it) {
+        Cursor& c = it->second;
+        if (!c.pending.empty()) {
+            for (const Pending& p : c.pending) {
+                c.sha1.update(p.buf, static_cast<std::size_t>(p.len));
+                io_.blocks_.put(p.buf);
+                pending_bytes_ -= static_cast<std::size_t>(p.len);
+            }
+            c.pending.clear();
+            --pending_pieces_;
         }
-        // start > next: a gap; the cursor stops, async_hash reads the rest.
+        if (!c.waiting)
+            return it;
+        complete_hash(it);
+        return cursors_.end();
+    }
+
+    // Settles and forgets a cursor, if there is one.
+    void drop_cursor(const Key& key) {
+        auto it = cursors_.find(key);
+        if (it != cursors_.end() && settle(it) != cursors_.end())
+            cursors_.erase(it);
+    }
+
+    // Completes the hash waiting on a cursor whose blocks are all hashed,
+    // and forgets the cursor.
+    void complete_hash(CursorIt it) {
+        Cursor& c = it->second;
+        done_.push_back([h = std::move(c.waiting), piece = c.piece, digest = c.sha1.final()] {
+            h(piece, digest, lt::storage_error{});
+        });
+        cursors_.erase(it);
+    }
+
+    // The rate blocks are queued at, over windows of kHashLinger.
+    void note_rate(int len) {
+        window_bytes_ += static_cast<std::size_t>(len);
+        const auto now = std::chrono::steady_clock::now();
+        if (now - window_start_ < kHashLinger)
+            return;
+        // Pieces gather for the lanes only when blocks come fast enough to
+        // queue a quarter of kMaxHashPending within kHashLinger.
+        fast_ = window_bytes_ >= kMaxHashPending / 4 && now - window_start_ < 2 * kHashLinger;
+        window_start_ = now;
+        window_bytes_ = 0;
+    }
+    // When the queued blocks must be hashed if no job comes.
+    std::chrono::steady_clock::time_point hash_deadline() const {
+        if (!sha1_lanes_fast() || !fast_)
+            return first_pending_;
+        return first_pending_ + kHashLinger;
     }
 
     RawDiskIO& io_;
     std::map<Key, Cursor> cursors_;
+    int pending_pieces_ = 0;                               // cursors with blocks queued for hashing
+    std::size_t pending_bytes_ = 0;                        // bytes of those blocks
+    std::chrono::steady_clock::time_point first_pending_;  // of the oldest queued piece
+    std::chrono::steady_clock::time_point window_start_;   // of the rate window
+    std::size_t window_bytes_ = 0;                         // queued in it
+    bool fast_ = false;                                    // the last window was fast
     std::vector<std::function<void()>> done_;
 
     std::mutex mutex_;  // guards queue_, pushed_, stopping_
@@ -901,6 +1107,7 @@ void RawDiskIO::async_stop_torrent(lt::storage_index_t idx, std::function<void()
     for (auto& w : workers_) {
         Worker* worker = w.get();
         worker->push([this, worker, remaining, h] {
+            worker->flush_hashes();
             worker->publish();
             if (remaining->fetch_sub(1) == 1) {
                 std::vector<Completion> last{[h] { (*h)(); }};

@@ -87,6 +87,9 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
     std::int64_t queued_write_bytes() const { return queued_write_bytes_.load(); }
     // Bytes read as mappings of the source rather than copies (tests).
     std::int64_t mapped_read_bytes() const { return mapped_read_bytes_.load(); }
+    // Bytes of written blocks SHA-1-hashed side by side with other pieces'
+    // (sha1_update_lanes()), for tests.
+    std::int64_t lane_hashed_bytes() const { return lane_hashed_bytes_.load(); }
 
     // lt::disk_interface
     lt::storage_holder new_torrent(lt::storage_params const& p,
@@ -226,6 +229,7 @@ class RawDiskIO final : public lt::disk_interface, public lt::buffer_allocator_i
     // unless the kernel cannot read a mapping in ahead (EINVAL).
     std::atomic<bool> map_reads_{true};
     std::atomic<std::int64_t> mapped_read_bytes_{0};
+    std::atomic<std::int64_t> lane_hashed_bytes_{0};
 
     std::vector<std::unique_ptr<Worker>> workers_;  // last: their threads use the rest
 };

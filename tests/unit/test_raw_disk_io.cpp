@@ -1,8 +1,9 @@
 // RawDiskIO driven directly, as libtorrent's network thread would: blocks
 // written in any order land at their extents (and nowhere else), hashes
-// match the torrent's, reads see pending writes, coalesced writes complete
-// only once written, errors reach every block of a run, back-pressure is
-// released, and a stop completes after every write queued before it.
+// match the torrent's (also when many pieces are hashed side by side),
+// reads see pending writes, coalesced writes complete only once written,
+// errors reach every block of a run, back-pressure is released, and a stop
+// completes after every write and hash queued before it.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <random>
 
 #include <libtorrent/bencode.hpp>
@@ -24,6 +26,7 @@
 
 #include "layout.hpp"
 #include "raw_disk_io.hpp"
+#include "sha1_lanes.hpp"
 #include "target.hpp"
 
 namespace fs = std::filesystem;
@@ -62,7 +65,11 @@ struct Image {
     ezio::ImageLayout layout;
     std::uint64_t device_size = 0x100000;
 
-    Image() {
+    Image() { build(); }
+    Image(std::vector<Extent> e, std::uint64_t size) : extents(std::move(e)), device_size(size) {
+        build();
+    }
+    void build() {
         lt::file_storage fs;
         std::uint64_t total = 0;
         for (const auto& e : extents) {
@@ -450,6 +457,114 @@ TEST_F(RawDiskIOTest, StopCompletesAfterEveryWriteQueuedBeforeIt) {
     const auto [wrong_in, wrong_out] = wrong_bytes();
     EXPECT_EQ(wrong_in, 0u);
     EXPECT_EQ(wrong_out, 0u);
+}
+
+// Enough pieces for the hashing lanes: 48 pieces of 64 KiB over two extents.
+class RawDiskIOManyPiecesTest : public RawDiskIOTest {
+  protected:
+    void SetUp() override {
+        image = Image({{0x100000, 1 << 20}, {0x300000, 2 << 20}}, 0x600000);
+        RawDiskIOTest::SetUp();
+    }
+    std::vector<lt::sha1_hash> hash_all(const std::vector<int>& pieces) {
+        std::vector<lt::sha1_hash> out(static_cast<std::size_t>(image.pieces()));
+        int done = 0;
+        for (const int p : pieces)
+            io->async_hash(storage, lt::piece_index_t{p}, {}, lt::disk_interface::v1_hash,
+                           [&out, &done](lt::piece_index_t piece, const lt::sha1_hash& h,
+                                         const lt::storage_error& e) {
+                               EXPECT_FALSE(e.ec) << e.ec.message();
+                               out[static_cast<std::size_t>(static_cast<int>(piece))] = h;
+                               ++done;
+                           });
+        io->submit_jobs();
+        EXPECT_TRUE(run_until([&] { return done == static_cast<int>(pieces.size()); }));
+        return out;
+    }
+};
+
+// Every piece written, and its hash asked for, in one go, as a fast peer
+// does: the pieces are hashed side by side (where the CPU can), each hash
+// completes with its piece's digest, and no job waits for another to come.
+TEST_F(RawDiskIOManyPiecesTest, PiecesHashedSideBySideGetTheirOwnDigests) {
+    ASSERT_EQ(image.pieces(), 48);
+    int completed = 0;
+    std::vector<int> all;
+    for (int p = 0; p < image.pieces(); ++p) {
+        for (int off = 0; off < image.piece_size(p); off += kBlock)
+            write(p, off, kBlock, image.at(p, off), nullptr, &completed);
+        all.push_back(p);
+    }
+    const auto digests = hash_all(all);
+    for (int p = 0; p < image.pieces(); ++p)
+        EXPECT_EQ(digests[static_cast<std::size_t>(p)],
+                  image.info->hash_for_piece(lt::piece_index_t{p}))
+            << "piece " << p;
+    ASSERT_TRUE(run_until([&] { return completed == image.pieces() * kPiece / kBlock; }));
+    if (ezio::sha1_lanes_fast())
+        EXPECT_GT(io->lane_hashed_bytes(), 0);
+    else
+        std::cout << "this CPU has no AVX-512: pieces were hashed one by one\n";
+    const auto [wrong_in, wrong_out] = wrong_bytes();
+    EXPECT_EQ(wrong_in, 0u);
+    EXPECT_EQ(wrong_out, 0u);
+}
+
+// Blocks of many pieces interleaved, some pieces left incomplete, others
+// rewritten over what was queued: each digest is that of what the device
+// holds when the hash was asked for.
+TEST_F(RawDiskIOManyPiecesTest, InterleavedPartialAndRewrittenPiecesHashRight) {
+    int completed = 0;
+    const auto junk = random_bytes(static_cast<std::size_t>(kPiece), 9);
+    // Pieces 0-31, block by block across the pieces; piece 5 gets junk first.
+    for (int off = 0; off < kPiece; off += kBlock)
+        for (int p = 0; p < 32; ++p)
+            write(p, off, kBlock, p == 5 ? junk.data() + off : image.at(p, off), nullptr,
+                  &completed);
+    // Piece 5 again, the right bytes; piece 40 only half; piece 41 out of
+    // order (a gap: its cursor stops, the hash reads the rest back).
+    for (int off = 0; off < kPiece; off += kBlock)
+        write(5, off, kBlock, image.at(5, off), nullptr, &completed);
+    write(40, 0, kBlock, image.at(40, 0), nullptr, &completed);
+    write(40, kBlock, kBlock, image.at(40, kBlock), nullptr, &completed);
+    for (const int off : {2 * kBlock, 0, 3 * kBlock, kBlock})
+        write(41, off, kBlock, image.at(41, off), nullptr, &completed);
+    std::vector<int> asked;
+    for (int p = 0; p < 32; ++p)
+        asked.push_back(p);
+    asked.push_back(40);
+    asked.push_back(41);
+    const auto digests = hash_all(asked);
+    for (const int p : asked) {
+        if (p == 40)
+            continue;
+        EXPECT_EQ(digests[static_cast<std::size_t>(p)],
+                  image.info->hash_for_piece(lt::piece_index_t{p}))
+            << "piece " << p;
+    }
+    // Piece 40's second half is still the pattern on the device.
+    std::vector<char> half(image.at(40, 0), image.at(40, 0) + 2 * kBlock);
+    half.resize(kPiece, kPattern);
+    EXPECT_EQ(digests[40], lt::hasher(half.data(), kPiece).final());
+    ASSERT_TRUE(run_until([&] { return completed == 32 * 4 + 4 + 2 + 4; }));
+}
+
+// A stop completes after the hashes queued before it, queued blocks or not.
+TEST_F(RawDiskIOManyPiecesTest, StopCompletesAfterTheHashesQueuedBeforeIt) {
+    int completed = 0;
+    int hashed = 0;
+    int at_stop = -1;
+    for (int p = 0; p < 20; ++p) {
+        for (int off = 0; off < kPiece; off += kBlock)
+            write(p, off, kBlock, image.at(p, off), nullptr, &completed);
+        io->async_hash(
+            storage, lt::piece_index_t{p}, {}, lt::disk_interface::v1_hash,
+            [&](lt::piece_index_t, const lt::sha1_hash&, const lt::storage_error&) { ++hashed; });
+    }
+    io->async_stop_torrent(storage, [&] { at_stop = hashed; });
+    io->submit_jobs();
+    ASSERT_TRUE(run_until([&] { return at_stop >= 0; }));
+    EXPECT_EQ(at_stop, 20);
 }
 
 TEST_F(RawDiskIOTest, BadRequestsAreRefused) {
