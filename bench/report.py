@@ -165,17 +165,17 @@ def table(res):
     if ref:
         lines.append("")
         lines.append("References (medians of 3):  loopback TCP %.1f Gbit/s = %.0f MiB/s;  "
-                     "SHA-1 %.0f MiB/s on one core (sha_ni: %s)" % (
+                     "SHA-1 %.0f MiB/s on one core (sha_ni: %s, avx512: %s)" % (
                          ref["tcp_loopback_gbit_median"], ref["tcp_loopback_mib_s"],
-                         ref["sha1_mib_s_median"], m.get("sha_ni")))
+                         ref["sha1_mib_s_median"], m.get("sha_ni"), m.get("avx512")))
         lines.append("Limit estimate  min(TCP, SHA-1) = %.0f MiB/s;  with the verify pass "
                      "%.0f MiB/s" % (ref["limit_mib_s"], ref["limit_verified_mib_s"]))
     for label, r in res.get("one_on_one", {}).items():
         lines.append("")
         lines.append("1-on-1 over loopback, loop devices on %s (%s), image %.0f MiB in %d "
-                     "pieces of %d MiB; median of %d" % (
+                     "pieces of %g MiB; median of %d" % (
                          "tmpfs" if label == "tmpfs" else "disk", r["backing"],
-                         r["image_bytes"] / MIB, r["pieces"], r["piece_bytes"] // MIB,
+                         r["image_bytes"] / MIB, r["pieces"], r["piece_bytes"] / MIB,
                          len(r["plain"]["seconds"])))
         lines.append("  %-22s %8s %9s %9s %11s   %s" % (
             "", "seconds", "MiB/s", "of limit", "vs EZIO 330", "runs (s)"))

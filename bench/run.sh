@@ -39,6 +39,8 @@ usage: bash bench/run.sh [OPTIONS]
   --rate RATE          tc cap of every host, up and down (default 100mbit)
   --peers seeder|all   swarm receivers get the seeder only (peer exchange
                        finds the rest; default) or every host as --peer
+  --1on1-piece-size S  the 1on1 torrent, as --swarm-piece-size (default auto:
+                       about 1000 pieces of 1 MiB for its 950 MiB image)
   --swarm-piece-size S the swarm torrent: partclone's torrent.info rehashed
                        from the device (make-torrent --from) with this piece
                        size: auto (default: make-torrent's choice, about 1000
@@ -66,6 +68,7 @@ EOF
 SWARM_VERIFY=1
 PERF=0 TRACE=0 COMPARE=1 QUICK=0 RUNS=3 SWARM_REPEAT=1 MAX_N=16 RATE=100mbit PEERS=seeder DISK=0 BUILD=1
 SWARM_PIECE=auto
+ONE_PIECE=auto
 OUT_DIR=$BENCH_DIR/results
 ONLY=()
 NS=()
@@ -81,6 +84,7 @@ while [ $# -gt 0 ]; do
         --rate) RATE=${2:?}; shift ;;
         --peers) PEERS=${2:?}; shift ;;
         --swarm-piece-size) SWARM_PIECE=${2:?}; shift ;;
+        --1on1-piece-size) ONE_PIECE=${2:?}; shift ;;
         --disk) DISK=1 ;;
         --no-compare) COMPARE=0 ;;
         --no-verify) SWARM_VERIFY=0 ;;
@@ -224,6 +228,20 @@ bench_eziod() {
     fail "eziod $name did not acquire org.ezio.Ezio1"
 }
 
+# image_torrent INFO DEV PIECE OUT: the torrent of a partclone capture.
+# PIECE partclone: its own 16 MiB pieces, no rehash; else partclone's
+# extents rehashed from DEV (make-torrent --from) with pieces of PIECE bytes
+# ('auto': make-torrent's choice, about 1000 pieces).
+image_torrent() {
+    local info=$1 dev=$2 piece=$3 out=$4 psize=()
+    if [ "$piece" = partclone ]; then
+        "$EZIOCTL" make-torrent "$info" -o "$out" --name sda1 >/dev/null
+        return
+    fi
+    [ "$piece" = auto ] || psize=(--piece-size "$piece")
+    "$EZIOCTL" make-torrent "$info" --from "$dev" -o "$out" --name sda1 "${psize[@]}" >/dev/null
+}
+
 ezctl() {
     local addr=$1
     shift
@@ -239,6 +257,8 @@ rec meta.cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 rec meta.cores "$(nproc)"
 rec meta.mem_gib "$(awk '/MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)"
 rec meta.sha_ni "$(grep -qw sha_ni /proc/cpuinfo && echo yes || echo no)"
+# AVX-512 (F and BW): receivers hash up to 16 pieces side by side with it.
+rec meta.avx512 "$(grep -qw avx512f /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo && echo yes || echo no)"
 rec meta.loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 rec meta.git "$(git -C "$SOURCE_DIR" describe --always --dirty 2>/dev/null || echo unknown)"
 rec meta.build_dir "$BUILD_DIR"
@@ -271,8 +291,7 @@ one_on_one() {
     ext4_filled "$src" "$img_mib"
     capture "$src" "$EZIO_TMP/cap-$label"
     local torrent=$EZIO_TMP/1on1-$label.torrent
-    "$EZIOCTL" make-torrent "$EZIO_TMP/cap-$label/torrent.info" -o "$torrent" --name sda1 \
-        >/dev/null
+    image_torrent "$EZIO_TMP/cap-$label/torrent.info" "$src" "$ONE_PIECE" "$torrent"
     local bytes pieces
     bytes=$("$PY3" -c 'import libtorrent as lt, sys; t = lt.torrent_info(sys.argv[1]); print(t.total_size(), t.num_pieces(), t.piece_length())' "$torrent")
     read -r bytes pieces piece_len <<<"$bytes"
@@ -454,17 +473,7 @@ swarm() {
     ext4_filled "$src" "$fill"
     capture "$src" "$EZIO_TMP/cap-swarm"
     local torrent=$EZIO_TMP/swarm.torrent
-    if [ "$SWARM_PIECE" != partclone ]; then
-        # partclone's extents, rehashed from the device with another piece
-        # size ('auto': make-torrent's choice, about 1000 pieces).
-        local psize=()
-        [ "$SWARM_PIECE" = auto ] || psize=(--piece-size "$SWARM_PIECE")
-        "$EZIOCTL" make-torrent "$EZIO_TMP/cap-swarm/torrent.info" --from "$src" -o "$torrent" \
-            --name sda1 "${psize[@]}" >/dev/null
-    else
-        "$EZIOCTL" make-torrent "$EZIO_TMP/cap-swarm/torrent.info" -o "$torrent" --name sda1 \
-            >/dev/null
-    fi
+    image_torrent "$EZIO_TMP/cap-swarm/torrent.info" "$src" "$SWARM_PIECE" "$torrent"
     local info bytes pieces piece_len
     info=$("$PY3" -c 'import libtorrent as lt, sys; t = lt.torrent_info(sys.argv[1]); print(t.total_size(), t.num_pieces(), t.piece_length())' "$torrent")
     read -r bytes pieces piece_len <<<"$info"

@@ -179,13 +179,14 @@ struct RawDiskIO::CachedRead {
 //
 // Hashing is the receiver's largest cost, and sixteen pieces hash side by
 // side (sha1_update_lanes()) for about the price of four one after the
-// other. So a written block is not hashed at once: it stays queued on its
-// cursor (the block buffer with it), and an async_hash of a piece whose
+// other. So when many pieces come fast (small pieces from a fast peer; see
+// note_piece()), a written block is not hashed at once: it stays queued on
+// its cursor (the block buffer with it), and an async_hash of a piece whose
 // blocks are all queued waits with them. The queue is hashed, the pieces
 // side by side, when sixteen pieces or kMaxHashPending bytes wait, when a
-// job needs a cursor as it is, or once no job came for a moment: at once
-// when blocks arrive too slowly for pieces to gather, after at most
-// kHashLinger when they come fast enough to fill the lanes.
+// job needs a cursor as it is, when no job came for a moment, and at the
+// latest kHashLinger after the oldest block was queued. Otherwise (large
+// pieces, or a slow swarm) each block is hashed as soon as it is written.
 class RawDiskIO::Worker {
   public:
     explicit Worker(RawDiskIO& io) : io_(io), thread_([this] { run(); }) {}
@@ -550,6 +551,7 @@ class RawDiskIO::Worker {
                 it = cursors_.emplace(key, Cursor{}).first;
             else
                 it->second = Cursor{};
+            note_piece();
         } else if (it == cursors_.end()) {
             return false;
         } else if (start != it->second.next) {
@@ -564,12 +566,11 @@ class RawDiskIO::Worker {
         Cursor& c = it->second;
         if (c.pending.empty() && ++pending_pieces_ == 1)
             first_pending_ = std::chrono::steady_clock::now();
-        note_rate(len);
         c.pending.push_back({buf, len});
         c.next += len;
         pending_bytes_ += static_cast<std::size_t>(len);
-        if (!sha1_lanes_fast())
-            settle(it);  // one by one: nothing to gather for
+        if (!sha1_lanes_fast() || !fast_)
+            settle(it);  // one by one, while the blocks are in the cache
         else if (pending_pieces_ >= kSha1Lanes || pending_bytes_ >= kMaxHashPending)
             flush_hashes();
         return true;
@@ -611,23 +612,25 @@ class RawDiskIO::Worker {
         cursors_.erase(it);
     }
 
-    // The rate blocks are queued at, over windows of kHashLinger.
-    void note_rate(int len) {
-        window_bytes_ += static_cast<std::size_t>(len);
+    // Counts the pieces that start being written, over windows of
+    // kHashLinger: blocks wait for other pieces' only when enough pieces
+    // come within kHashLinger to fill the lanes (small pieces, coming fast).
+    // Otherwise a block is hashed as soon as it is written, while it is in
+    // the cache.
+    void note_piece() {
         const auto now = std::chrono::steady_clock::now();
-        if (now - window_start_ < kHashLinger)
-            return;
-        // Pieces gather for the lanes only when blocks come fast enough to
-        // queue a quarter of kMaxHashPending within kHashLinger.
-        fast_ = window_bytes_ >= kMaxHashPending / 4 && now - window_start_ < 2 * kHashLinger;
-        window_start_ = now;
-        window_bytes_ = 0;
+        if (now - window_start_ >= kHashLinger) {
+            // The last window decides until this one has enough pieces.
+            fast_ = window_pieces_ >= kSha1MinLanes && now - window_start_ < 2 * kHashLinger;
+            window_start_ = now;
+            window_pieces_ = 0;
+        }
+        if (++window_pieces_ >= kSha1MinLanes)
+            fast_ = true;
     }
     // When the queued blocks must be hashed if no job comes.
     std::chrono::steady_clock::time_point hash_deadline() const {
-        if (!sha1_lanes_fast() || !fast_)
-            return first_pending_;
-        return first_pending_ + kHashLinger;
+        return fast_ ? first_pending_ + kHashLinger : first_pending_;
     }
 
     RawDiskIO& io_;
@@ -636,7 +639,7 @@ class RawDiskIO::Worker {
     std::size_t pending_bytes_ = 0;                        // bytes of those blocks
     std::chrono::steady_clock::time_point first_pending_;  // of the oldest queued piece
     std::chrono::steady_clock::time_point window_start_;   // of the rate window
-    std::size_t window_bytes_ = 0;                         // queued in it
+    int window_pieces_ = 0;                                // pieces queued in it
     bool fast_ = false;                                    // the last window was fast
     std::vector<std::function<void()>> done_;
 
