@@ -71,6 +71,9 @@ def build(rec):
             "tcp_loopback_mib_s": tcp_mib,
             "sha1_mib_s": rec["ref.sha1_mib_s"],
             "sha1_mib_s_median": sha1,
+            "sha1_ezio_one_mib_s": rec.get("ref.sha1_ezio_one_mib_s"),
+            "sha1_ezio_lanes_mib_s": rec.get("ref.sha1_ezio_lanes_mib_s"),
+            "sha1_ezio_lanes_mib_s_median": med(rec.get("ref.sha1_ezio_lanes_mib_s", [])),
             "limit_mib_s": limit,
             "limit_verified_mib_s": 1 / (1 / limit + 1 / sha1),
             "model": "limit = min(TCP loopback, SHA-1 one core); verified: "
@@ -170,6 +173,13 @@ def table(res):
                          ref["sha1_mib_s_median"], m.get("sha_ni"), m.get("avx512")))
         lines.append("Limit estimate  min(TCP, SHA-1) = %.0f MiB/s;  with the verify pass "
                      "%.0f MiB/s" % (ref["limit_mib_s"], ref["limit_verified_mib_s"]))
+        if ref.get("sha1_ezio_lanes_mib_s_median"):
+            lines.append("ezio's SHA-1, 16 pieces side by side: %.0f MiB/s on one core (runs: %s; "
+                         "one at a time: %s): receivers of small pieces hash faster than the "
+                         "estimate's SHA-1 term" % (
+                             ref["sha1_ezio_lanes_mib_s_median"],
+                             " ".join("%.0f" % x for x in ref["sha1_ezio_lanes_mib_s"]),
+                             " ".join("%.0f" % x for x in ref["sha1_ezio_one_mib_s"])))
     for label, r in res.get("one_on_one", {}).items():
         lines.append("")
         lines.append("1-on-1 over loopback, loop devices on %s (%s), image %.0f MiB in %d "

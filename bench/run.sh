@@ -125,7 +125,7 @@ if [ "$BUILD" = 1 ]; then
         cmake -S "$SOURCE_DIR" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
             -DEZIO_BUILD_TESTS=OFF >/dev/null
     fi
-    cmake --build "$BUILD_DIR" -j"$(nproc)" --target eziod ezioctl >/dev/null
+    cmake --build "$BUILD_DIR" -j"$(nproc)" --target eziod ezioctl ezio-sha1-speed >/dev/null
 fi
 export EZIO_BUILD_DIR=$BUILD_DIR
 # The test fixtures: cleanup trap, private buses with the shipped policy,
@@ -371,6 +371,12 @@ references() {
         wait "$srv" || true
         recl ref.tcp_loopback_gbit "$("${BENCH[@]}" iperf "$EZIO_TMP/iperf.json")"
         recl ref.sha1_mib_s "$("${BENCH[@]}" sha1 1024)"
+        # One stream, and 16 side by side as receivers hash small pieces.
+        local one lanes
+        read -r one lanes <<<"$("$BUILD_DIR/bench/ezio-sha1-speed" 1024)" ||
+            fail "ezio-sha1-speed failed"
+        recl ref.sha1_ezio_one_mib_s "$one"
+        recl ref.sha1_ezio_lanes_mib_s "$lanes"
     done
 }
 
