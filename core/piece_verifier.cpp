@@ -59,9 +59,15 @@ void PieceVerifier::run() {
     sched_param idle{};
     ::pthread_setschedparam(::pthread_self(), SCHED_IDLE, &idle);
     const lt::file_storage& fs = torrent_.info->files();
+    // Small pieces that queued up meanwhile are checked together, side by side.
+    const int most =
+        sha1_lanes_fast() && torrent_.info->piece_length() <= kSideBySidePiece ? kSha1Lanes : 1;
     std::vector<char> buf;
+    std::vector<std::vector<char>> bufs;
+    int pieces[kSha1Lanes];
+    bool good[kSha1Lanes];
     for (;;) {
-        int piece;
+        int n = 0;
         {
             std::unique_lock lock(mutex_);
             busy_ = false;
@@ -69,19 +75,23 @@ void PieceVerifier::run() {
             cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
             if (stopping_ || result_.io_error)
                 return;
-            piece = queue_.front();
-            queue_.pop_front();
+            while (n < most && !queue_.empty()) {
+                pieces[n++] = queue_.front();
+                queue_.pop_front();
+            }
             busy_ = true;
         }
-        bool good = false;
-        const int err = verify_piece(*target_, torrent_, piece, buf, good);
-        // What the read put in the page cache is not needed again. A hint:
+        const int err = most > 1 ? verify_pieces(*target_, torrent_, pieces, n, bufs, good)
+                                 : verify_piece(*target_, torrent_, pieces[0], buf, good[0]);
+        // What the reads put in the page cache is not needed again. A hint:
         // if the kernel declines, only memory use differs.
-        for (const lt::file_slice& s :
-             fs.map_block(lt::piece_index_t{piece}, 0, fs.piece_size(lt::piece_index_t{piece})))
-            if (auto base = torrent_.layout.device_offset(s.file_index))
-                (void)target_->drop_cache(*base + static_cast<std::uint64_t>(s.offset),
-                                          static_cast<std::uint64_t>(s.size));
+        for (int i = 0; i < n; ++i) {
+            const lt::piece_index_t p{pieces[i]};
+            for (const lt::file_slice& s : fs.map_block(p, 0, fs.piece_size(p)))
+                if (auto base = torrent_.layout.device_offset(s.file_index))
+                    (void)target_->drop_cache(*base + static_cast<std::uint64_t>(s.offset),
+                                              static_cast<std::uint64_t>(s.size));
+        }
         std::lock_guard lock(mutex_);
         if (err) {
             result_.io_error = err;
@@ -89,9 +99,11 @@ void PieceVerifier::run() {
             cv_.notify_all();
             return;
         }
-        result_.checked[static_cast<std::size_t>(piece)] = true;
-        if (!good)
-            result_.bad.push_back(piece);
+        for (int i = 0; i < n; ++i) {
+            result_.checked[static_cast<std::size_t>(pieces[i])] = true;
+            if (!good[i])
+                result_.bad.push_back(pieces[i]);
+        }
     }
 }
 

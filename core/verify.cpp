@@ -1,6 +1,8 @@
 #include "verify.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -9,6 +11,7 @@
 
 #include "error.hpp"
 #include "raw_disk_io.hpp"
+#include "sha1_lanes.hpp"
 
 namespace ezio {
 
@@ -20,6 +23,39 @@ constexpr int kChunk = 1 << 20;
 constexpr unsigned kMaxThreads = 4;
 
 }  // namespace
+
+int verify_pieces(const Target& target, const ImageTorrent& torrent, const int* group, int n,
+                  std::vector<std::vector<char>>& bufs, bool* good) {
+    if (n < 0 || n > kSha1Lanes)
+        return EINVAL;
+    bufs.resize(std::max(bufs.size(), static_cast<std::size_t>(n)));
+    const lt::torrent_info& ti = *torrent.info;
+    const lt::file_storage& fs = ti.files();
+    Sha1 streams[kSha1Lanes];
+    Sha1* lanes[kSha1Lanes];
+    const char* data[kSha1Lanes];
+    std::size_t common = SIZE_MAX;  // 64-byte blocks every piece of the group has
+    for (int i = 0; i < n; ++i) {
+        const lt::piece_index_t p{group[i]};
+        const int size = fs.piece_size(p);
+        auto& buf = bufs[static_cast<std::size_t>(i)];
+        buf.resize(static_cast<std::size_t>(size));
+        const lt::storage_error se =
+            piece_io(target, torrent.layout, fs, p, 0, buf.data(), size, false);
+        if (se.ec)
+            return se.ec.value();
+        lanes[i] = &streams[i];
+        data[i] = buf.data();
+        common = std::min(common, static_cast<std::size_t>(size) / kSha1Block);
+    }
+    sha1_update_lanes(lanes, data, n, common);
+    for (int i = 0; i < n; ++i) {
+        const auto size = static_cast<std::size_t>(fs.piece_size(lt::piece_index_t{group[i]}));
+        streams[i].update(data[i] + common * kSha1Block, size - common * kSha1Block);
+        good[i] = streams[i].final() == ti.hash_for_piece(lt::piece_index_t{group[i]});
+    }
+    return 0;
+}
 
 int verify_piece(const Target& target, const ImageTorrent& torrent, int piece,
                  std::vector<char>& buf, bool& good) {
@@ -66,25 +102,35 @@ VerifyResult verify_image(const Target& target, const ImageTorrent& torrent,
 
     // Pieces are handed out in order from a shared counter, so the reads stay
     // close together (near-sequential for the device) whatever the speed of
-    // each thread.
+    // each thread: one at a time, or with the hashing lanes, groups of
+    // consecutive pieces.
+    const bool side_by_side = sha1_lanes_fast() && ti.piece_length() <= kSideBySidePiece;
+    const int group_size = side_by_side ? kSha1Lanes : 1;
     std::mutex mutex;  // guards next, result, and calls of progress
     int next = 0;
     auto work = [&] {
         std::vector<char> buf;
+        std::vector<std::vector<char>> bufs(static_cast<std::size_t>(group_size));
+        int group[kSha1Lanes];
+        bool good[kSha1Lanes];
         for (;;) {
-            int p;
+            int n = 0;
             {
                 std::lock_guard lock(mutex);
-                while (skip && next < ti.num_pieces() &&
-                       static_cast<std::size_t>(next) < skip->size() &&
-                       (*skip)[static_cast<std::size_t>(next)])
-                    ++next;
-                if (result.io_error || next >= ti.num_pieces() || (cancel && cancel->load()))
+                while (n < group_size) {
+                    while (skip && next < ti.num_pieces() &&
+                           static_cast<std::size_t>(next) < skip->size() &&
+                           (*skip)[static_cast<std::size_t>(next)])
+                        ++next;
+                    if (result.io_error || next >= ti.num_pieces() || (cancel && cancel->load()))
+                        break;
+                    group[n++] = next++;
+                }
+                if (n == 0)
                     return;
-                p = next++;
             }
-            bool good = false;
-            const int err = verify_piece(target, torrent, p, buf, good);
+            const int err = side_by_side ? verify_pieces(target, torrent, group, n, bufs, good)
+                                         : verify_piece(target, torrent, group[0], buf, good[0]);
             std::lock_guard lock(mutex);
             if (err) {
                 if (!result.io_error) {
@@ -93,12 +139,14 @@ VerifyResult verify_image(const Target& target, const ImageTorrent& torrent,
                 }
                 return;
             }
-            if (!good)
-                result.bad_pieces.push_back(p);
-            const auto size = static_cast<std::uint64_t>(fs.piece_size(lt::piece_index_t{p}));
-            result.bytes_checked += size;
-            if (progress)
-                progress(result.bytes_checked);
+            for (int i = 0; i < n; ++i) {
+                if (!good[i])
+                    result.bad_pieces.push_back(group[i]);
+                result.bytes_checked +=
+                    static_cast<std::uint64_t>(fs.piece_size(lt::piece_index_t{group[i]}));
+                if (progress)
+                    progress(result.bytes_checked);
+            }
         }
     };
     std::vector<std::thread> pool;

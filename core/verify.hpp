@@ -2,7 +2,8 @@
 // torrent's SHA-1 piece hashes. Used by the `verify` deploy option and by
 // `ezioctl verify`. The target's cached pages of the image range are dropped
 // first, so the check reads the device, not the page cache; pieces are
-// hashed on several threads (the calling thread and helpers it joins).
+// hashed on several threads (the calling thread and helpers it joins), and
+// pieces of up to 1 MiB sixteen at a time, side by side (sha1_lanes.hpp).
 #pragma once
 
 #include <atomic>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "layout.hpp"
+#include "sha1_lanes.hpp"
 #include "target.hpp"
 
 namespace ezio {
@@ -36,5 +38,16 @@ VerifyResult verify_image(const Target& target, const ImageTorrent& torrent,
 // chunk and checks its SHA-1. Returns 0 and sets `good`, or an errno value.
 int verify_piece(const Target& target, const ImageTorrent& torrent, int piece,
                  std::vector<char>& buf, bool& good);
+
+// Pieces of at most this size are checked up to kSha1Lanes at a time, hashed
+// side by side (verify_pieces()): each is read whole, so a thread holds
+// kSha1Lanes buffers of this size.
+inline constexpr int kSideBySidePiece = 1 << 20;
+
+// Reads pieces[0..n) (n <= kSha1Lanes, each at most kSideBySidePiece bytes)
+// whole into `bufs` (grown as needed) and checks their SHA-1s side by side.
+// Returns 0 and sets good[i], or an errno value.
+int verify_pieces(const Target& target, const ImageTorrent& torrent, const int* pieces, int n,
+                  std::vector<std::vector<char>>& bufs, bool* good);
 
 }  // namespace ezio

@@ -1,4 +1,5 @@
-// verify_image: every piece checked on several threads, bad pieces found and
+// verify_image: every piece checked on several threads (small pieces
+// sixteen at a time, side by side, where the CPU can), bad pieces found and
 // sorted, read errors reported; and it reads the device, not the page cache
 // (Target::drop_cache before reading).
 #include <fcntl.h>
@@ -123,6 +124,27 @@ TEST_F(Verify, SkipsPiecesCheckedAlready) {
     EXPECT_EQ(r.io_error, 0);
     EXPECT_TRUE(r.bad_pieces.empty());  // the bad piece was skipped
     EXPECT_EQ(r.bytes_checked, image_.size() - 2 * kPiece);
+}
+
+// Pieces larger than 1 MiB are checked one at a time, not side by side:
+// the same results.
+TEST_F(Verify, LargePiecesOneAtATime) {
+    ezio::MakeTorrentOptions o;
+    o.name = "sda1";
+    o.piece_size = 2 << 20;
+    std::string big(5 * (1 << 20) + 777, '\0');
+    std::mt19937 rng(11);
+    for (auto& c : big)
+        c = static_cast<char>(rng());
+    write(big);
+    const auto torrent = ezio::load_image_torrent(ezio::make_torrent_from_image(path(), o));
+    big[(2 << 20) + 5] ^= 0x5a;  // piece 1
+    write(big);
+    auto t = ezio::Target::open(path(), ezio::Target::Access::ReadOnly, true);
+    const auto r = ezio::verify_image(*t, torrent, nullptr, nullptr, 2);
+    EXPECT_EQ(r.io_error, 0);
+    EXPECT_EQ(r.bad_pieces, std::vector<int>{1});
+    EXPECT_EQ(r.bytes_checked, big.size());
 }
 
 TEST_F(Verify, PieceVerifierChecksPiecesAsTheyComeAndFindsBadOnes) {
