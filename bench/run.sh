@@ -40,7 +40,7 @@ usage: bash bench/run.sh [OPTIONS]
   --peers seeder|all   swarm receivers get the seeder only (peer exchange
                        finds the rest; default) or every host as --peer
   --1on1-piece-size S  the 1on1 torrent, as --swarm-piece-size (default auto:
-                       about 1000 pieces of 1 MiB for its 950 MiB image)
+                       1 MiB pieces for its 1 GiB image)
   --swarm-piece-size S the swarm torrent: partclone's torrent.info rehashed
                        from the device (make-torrent --from) with this piece
                        size: auto (default: make-torrent's choice, about 1000
