@@ -1,11 +1,11 @@
 // ezio::Sha1 and sha1_update_lanes(): SHA-1 of many independent streams at
 // once. A receiver checks every piece it gets, and on the 2-core machines
-// ezio is measured on that check was nearly half of a 1-on-1 deployment's
-// CPU time: SHA-NI hashes one stream at about 1.1 GB/s there. The SHA-1 of
+// ezio is measured on that check was a third of a 1-on-1 deployment's CPU
+// time: SHA-NI hashes one stream at about 1.1-1.3 GB/s there. The SHA-1 of
 // sixteen streams in the sixteen 32-bit lanes of AVX-512 registers (rotates
 // and the three round functions are one instruction each) runs at 3.5-4x
-// that per core, when there are sixteen pieces to hash side by side, as
-// there are when blocks arrive faster than one stream can be hashed.
+// that per core, when there are pieces to hash side by side, as there are
+// when small pieces arrive fast.
 //
 // A Sha1 is one stream (OpenSSL's SHA-1 underneath, SHA-NI where the CPU
 // has it). sha1_update_lanes() feeds up to kSha1Lanes streams the same
