@@ -60,8 +60,7 @@ void PieceVerifier::run() {
     ::pthread_setschedparam(::pthread_self(), SCHED_IDLE, &idle);
     const lt::file_storage& fs = torrent_.info->files();
     // Small pieces that queued up meanwhile are checked together, side by side.
-    const int most =
-        sha1_lanes_fast() && torrent_.info->piece_length() <= kSideBySidePiece ? kSha1Lanes : 1;
+    const int most = verify_group_size(torrent_);
     std::vector<char> buf;
     std::vector<std::vector<char>> bufs;
     int pieces[kSha1Lanes];

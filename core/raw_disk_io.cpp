@@ -402,8 +402,9 @@ class RawDiskIO::Worker {
             if (!c.pending.empty())
                 lanes.push_back({key, &c});
         while (!lanes.empty()) {
-            // Lanes at a block boundary with a whole 64 bytes left go side
-            // by side, for as many 64-byte blocks as they all have.
+            // Lanes at a block boundary with a whole 64 bytes left go
+            // together, for as many 64-byte blocks as they all have; the
+            // others (a block's tail) once none is left.
             Sha1* streams[kSha1Lanes];
             const char* data[kSha1Lanes];
             std::size_t which[kSha1Lanes];
@@ -420,9 +421,9 @@ class RawDiskIO::Worker {
                 which[n++] = i;
                 blocks = std::min(blocks, left / kSha1Block);
             }
-            if (n >= kSha1MinLanes && sha1_lanes_fast()) {
-                io_.lane_hashed_bytes_ += static_cast<std::int64_t>(blocks * kSha1Block) * n;
-                sha1_update_lanes(streams, data, n, blocks);
+            if (n > 0) {
+                if (sha1_update_lanes(streams, data, n, blocks))
+                    io_.lane_hashed_bytes_ += static_cast<std::int64_t>(blocks * kSha1Block) * n;
                 for (int k = 0; k < n; ++k)
                     lanes[which[k]].off += static_cast<int>(blocks * kSha1Block);
             } else {
@@ -537,9 +538,10 @@ class RawDiskIO::Worker {
         }
     }
 
-    // A block just written at `start` of a piece: queued on the piece's
-    // cursor if it continues it (the cursor then owns `buf`; returns true),
-    // else the cursor is left as it is or dropped.
+    // A block just written at `start` of a piece: if it continues the
+    // piece's cursor, hashed now, or queued while pieces come fast (the
+    // cursor then owns `buf`; returns true); else the cursor is left as it
+    // is or dropped.
     bool queue_hash(const Key& key, int start, char* buf, int len) {
         auto it = cursors_.find(key);
         if (start == 0) {
@@ -564,14 +566,20 @@ class RawDiskIO::Worker {
             return false;
         }
         Cursor& c = it->second;
+        c.next += len;
+        if (!sha1_lanes_fast() || !fast_) {
+            // One by one, while the block is in the cache; after what was
+            // queued when pieces still came fast.
+            if (!c.pending.empty())
+                settle(it);
+            c.sha1.update(buf, static_cast<std::size_t>(len));
+            return false;
+        }
         if (c.pending.empty() && ++pending_pieces_ == 1)
             first_pending_ = std::chrono::steady_clock::now();
         c.pending.push_back({buf, len});
-        c.next += len;
         pending_bytes_ += static_cast<std::size_t>(len);
-        if (!sha1_lanes_fast() || !fast_)
-            settle(it);  // one by one, while the blocks are in the cache
-        else if (pending_pieces_ >= kSha1Lanes || pending_bytes_ >= kMaxHashPending)
+        if (pending_pieces_ >= kSha1Lanes || pending_bytes_ >= kMaxHashPending)
             flush_hashes();
         return true;
     }

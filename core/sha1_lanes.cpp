@@ -164,9 +164,9 @@ bool sha1_lanes_fast() {
 #endif
 }
 
-void sha1_update_lanes(Sha1* const* streams, const char* const* data, int n, std::size_t blocks) {
+bool sha1_update_lanes(Sha1* const* streams, const char* const* data, int n, std::size_t blocks) {
     if (n <= 0 || blocks == 0)
-        return;
+        return false;
 #ifdef EZIO_SHA1_X16
     bool aligned = true;
     for (int i = 0; i < n; ++i)
@@ -197,11 +197,12 @@ void sha1_update_lanes(Sha1* const* streams, const char* const* data, int n, std
             c.Nl = static_cast<SHA_LONG>(total & 0xffffffffu);
             c.Nh = static_cast<SHA_LONG>(total >> 32);
         }
-        return;
+        return true;
     }
 #endif
     for (int i = 0; i < n; ++i)
         streams[i]->update(data[i], blocks * kSha1Block);
+    return false;
 }
 
 }  // namespace ezio

@@ -41,14 +41,16 @@ class Sha1 {
     bool at_block_boundary() const { return ctx_.num == 0; }
 
   private:
-    friend void sha1_update_lanes(Sha1* const* streams, const char* const* data, int n,
+    friend bool sha1_update_lanes(Sha1* const* streams, const char* const* data, int n,
                                   std::size_t blocks);
     SHA_CTX ctx_;
 };
 
 // Feeds streams[i] the `blocks` 64-byte blocks at data[i], for i < n
-// (n <= kSha1Lanes). Each stream must be at a block boundary.
-void sha1_update_lanes(Sha1* const* streams, const char* const* data, int n, std::size_t blocks);
+// (n <= kSha1Lanes). Returns true when they were hashed side by side, false
+// when one by one (no wide path on this CPU, fewer than kSha1MinLanes
+// streams, or a stream not at a block boundary): the digests are the same.
+bool sha1_update_lanes(Sha1* const* streams, const char* const* data, int n, std::size_t blocks);
 
 // True when sha1_update_lanes() has the wide path on this CPU; false means
 // it is n single updates, and batching streams for it gains nothing.

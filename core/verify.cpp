@@ -24,6 +24,10 @@ constexpr unsigned kMaxThreads = 4;
 
 }  // namespace
 
+int verify_group_size(const ImageTorrent& torrent) {
+    return sha1_lanes_fast() && torrent.info->piece_length() <= kSideBySidePiece ? kSha1Lanes : 1;
+}
+
 int verify_pieces(const Target& target, const ImageTorrent& torrent, const int* group, int n,
                   std::vector<std::vector<char>>& bufs, bool* good) {
     if (n < 0 || n > kSha1Lanes)
@@ -104,8 +108,7 @@ VerifyResult verify_image(const Target& target, const ImageTorrent& torrent,
     // close together (near-sequential for the device) whatever the speed of
     // each thread: one at a time, or with the hashing lanes, groups of
     // consecutive pieces.
-    const bool side_by_side = sha1_lanes_fast() && ti.piece_length() <= kSideBySidePiece;
-    const int group_size = side_by_side ? kSha1Lanes : 1;
+    const int group_size = verify_group_size(torrent);
     std::mutex mutex;  // guards next, result, and calls of progress
     int next = 0;
     auto work = [&] {
@@ -129,8 +132,8 @@ VerifyResult verify_image(const Target& target, const ImageTorrent& torrent,
                 if (n == 0)
                     return;
             }
-            const int err = side_by_side ? verify_pieces(target, torrent, group, n, bufs, good)
-                                         : verify_piece(target, torrent, group[0], buf, good[0]);
+            const int err = group_size > 1 ? verify_pieces(target, torrent, group, n, bufs, good)
+                                           : verify_piece(target, torrent, group[0], buf, good[0]);
             std::lock_guard lock(mutex);
             if (err) {
                 if (!result.io_error) {

@@ -44,6 +44,11 @@ int verify_piece(const Target& target, const ImageTorrent& torrent, int piece,
 // kSha1Lanes buffers of this size.
 inline constexpr int kSideBySidePiece = 1 << 20;
 
+// How many pieces of `torrent` to check at once: kSha1Lanes (with
+// verify_pieces()) where this CPU hashes side by side and the pieces are
+// small enough, else 1 (verify_piece()).
+int verify_group_size(const ImageTorrent& torrent);
+
 // Reads pieces[0..n) (n <= kSha1Lanes, each at most kSideBySidePiece bytes)
 // whole into `bufs` (grown as needed) and checks their SHA-1s side by side.
 // Returns 0 and sets good[i], or an errno value.
